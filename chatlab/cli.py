@@ -1,0 +1,72 @@
+"""``chatlab``: the one command-line entry point.  Subcommands live in ``chatlab/commands``.
+
+Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and
+``main(args) -> int``.  Modules are imported only when their command runs, so
+``chatlab --help`` stays fast.  Any :class:`~sim.statemachine.ChatLabError` (a user
+mistake: bad scenario, unknown operator, illegal transition ...) is printed as one clear
+line with exit status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from sim.statemachine import ChatLabError
+
+#: command name -> (module, one-line help).  Help lines are duplicated here so that
+#: ``chatlab --help`` does not have to import pandas, SimPy or psycopg.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("chatlab.commands.run", "Simulate one scenario with one policy and write a report."),
+    "compare": ("chatlab.commands.compare", "Simulate one scenario under several policies side by side."),
+    "sweep": ("chatlab.commands.sweep", "Simulate a scenario over a grid of parameters, seeds and policies."),
+    "gate": ("chatlab.commands.gate", "Exit 1 if a run breaks a bound (repeat rate, p99 wait, Jain index): for CI."),
+    "db": ("chatlab.commands.db", "Manage the PostgreSQL server and schema: up, migrate, verify, status, url, down."),
+    "loadtest": ("chatlab.commands.loadtest", "Run the Locust suite against the real database for a scenario."),
+    "compare-real": ("chatlab.commands.compare_real", "Run simulation and load test on one scenario and compare them."),
+    "replay": ("chatlab.commands.replay", "Apply a simulation event log to the database and report disagreements."),
+    "report": ("chatlab.commands.report", "Rebuild a report (tables, metrics.json, plots) from a saved event log."),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chatlab",
+        description="Simulate, load-test and gate live-chat assignment policies.",
+    )
+    from chatlab import __version__
+
+    parser.add_argument("--version", action="version", version=f"chatlab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    chosen = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
+    for name, (module, help_line) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_line, description=help_line)
+        # Only the chosen command's module is imported (it may pull in pandas, psycopg ...).
+        if name == chosen:
+            importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    parser = build_parser()
+    args = parser.parse_args()
+    if not args.command:
+        parser.print_help()
+        return 0
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        return int(module.main(args) or 0)
+    except ChatLabError as exc:
+        print(f"chatlab {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"chatlab {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``chatlab`` subcommand: ``HELP``, ``add_arguments(parser)``, ``main(args)``."""

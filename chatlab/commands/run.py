@@ -1,0 +1,15 @@
+"""`chatlab run`: not built yet (see the open issues)."""
+
+from __future__ import annotations
+
+import argparse
+
+from sim.statemachine import ChatLabError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def main(args: argparse.Namespace) -> int:
+    raise ChatLabError("'run' is not implemented yet")

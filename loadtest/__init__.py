@@ -1,0 +1,1 @@
+"""Locust suite that drives the chat flows against the real PostgreSQL functions."""

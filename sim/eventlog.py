@@ -1,0 +1,180 @@
+"""The tidy event log: one row per event, typed columns.  Every metric is a function of it.
+
+Both sides produce it: the simulation records rows as it runs, and the load test rebuilds
+the same frame from the database's history (``chatlab/db/history.py``).  Keeping the
+schema in one place is what makes the sim-vs-database comparison apples to apples.
+
+Columns (in this order):
+
+=============  ================  ===========================================================
+column         dtype             meaning
+=============  ================  ===========================================================
+time           float64           seconds since the run started, in *scenario* time
+chat_id        Int64 (nullable)  the chat; <NA> for operator-only events
+operator_id    Int64 (nullable)  the operator involved; <NA> when none (e.g. a user message)
+event          category          an :class:`~sim.statemachine.Event` value or an
+                                 :class:`OperatorEvent` value
+from_state     category          chat state before the event; <NA> when the chat is new
+                                 or for operator events
+to_state       category          chat state after the event; <NA> for operator events
+reason         category          free-form qualifier: ``resolved``/``abandoned`` for
+                                 ``end``, ``manual_fix`` for a stuck release, ...
+=============  ================  ===========================================================
+
+Run-level facts (scenario name, policy, seed, source, duration, time scale) live in
+``df.attrs`` so a single frame is self-describing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sim.statemachine import ChatLabError, Event, State
+
+
+class OperatorEvent(str, Enum):
+    """Events about an operator rather than a chat."""
+
+    ONLINE = "operator_online"  # shift starts / operator logs in
+    OFFLINE = "operator_offline"  # shift ends / operator logs out
+    IDLE = "operator_idle"  # operator stops responding (ground truth; the sim knows it)
+    ACTIVE = "operator_active"  # operator responds again after being idle
+
+    def __str__(self) -> str:
+        return self.value
+
+
+COLUMNS: tuple[str, ...] = ("time", "chat_id", "operator_id", "event", "from_state", "to_state", "reason")
+EVENT_NAMES: tuple[str, ...] = tuple(e.value for e in Event) + tuple(e.value for e in OperatorEvent)
+STATE_NAMES: tuple[str, ...] = tuple(s.value for s in State)
+
+DTYPES: dict[str, Any] = {
+    "time": "float64",
+    "chat_id": "Int64",
+    "operator_id": "Int64",
+    "event": pd.CategoricalDtype(EVENT_NAMES),
+    "from_state": pd.CategoricalDtype(STATE_NAMES),
+    "to_state": pd.CategoricalDtype(STATE_NAMES),
+    "reason": "category",
+}
+
+
+class InvalidEventLog(ChatLabError):
+    """A frame that does not have the event-log schema."""
+
+
+def _text(value: object) -> object:
+    if value is None:
+        return None
+    return value.value if isinstance(value, Enum) else value
+
+
+class EventLogBuilder:
+    """Append-only recorder; cheap per row, converts to a typed DataFrame once at the end."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self) -> None:
+        self._rows: list[tuple] = []
+
+    def record(
+        self,
+        time: float,
+        event: Event | OperatorEvent | str,
+        *,
+        chat_id: int | None = None,
+        operator_id: int | None = None,
+        from_state: State | str | None = None,
+        to_state: State | str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        self._rows.append(
+            (float(time), chat_id, operator_id, _text(event), _text(from_state), _text(to_state), reason)
+        )
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def to_frame(self, attrs: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        return from_records(self._rows, attrs)
+
+
+def from_records(rows: Iterable[tuple] | Iterable[Mapping[str, Any]], attrs: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Build a typed, time-sorted event log from tuples (in :data:`COLUMNS` order) or dicts."""
+    rows = list(rows)
+    if rows and isinstance(rows[0], Mapping):
+        frame = pd.DataFrame.from_records(rows, columns=list(COLUMNS))
+    else:
+        frame = pd.DataFrame.from_records(rows, columns=list(COLUMNS)) if rows else pd.DataFrame(columns=list(COLUMNS))
+    frame = coerce(frame)
+    frame = frame.sort_values("time", kind="stable").reset_index(drop=True)
+    frame.attrs.update(dict(attrs or {}))
+    return frame
+
+
+def empty_log(attrs: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    return from_records([], attrs)
+
+
+def coerce(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cast a frame with the right columns to the canonical dtypes; raise on unknown values."""
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise InvalidEventLog(f"event log is missing columns {missing}; expected {list(COLUMNS)}")
+    out = frame.loc[:, list(COLUMNS)].copy()
+    out = out.astype({"time": "float64", "chat_id": "Int64", "operator_id": "Int64"})
+    for col in ("event", "from_state", "to_state"):
+        values = out[col].astype("object")
+        allowed = DTYPES[col].categories
+        bad = sorted({str(v) for v in values.dropna().unique()} - set(allowed))
+        if bad:
+            raise InvalidEventLog(f"event log column {col!r} has unknown values {bad}; expected one of {list(allowed)}")
+        out[col] = values.astype(DTYPES[col])
+    out["reason"] = out["reason"].astype("object").where(out["reason"].notna(), None).astype("category")
+    return out
+
+
+def validate(frame: pd.DataFrame) -> pd.DataFrame:
+    """Check schema and dtypes of a log; return it unchanged or raise :class:`InvalidEventLog`."""
+    if tuple(frame.columns) != COLUMNS:
+        raise InvalidEventLog(f"event log columns are {list(frame.columns)}; expected {list(COLUMNS)}")
+    for col, dtype in DTYPES.items():
+        if col == "reason":
+            if not isinstance(frame[col].dtype, pd.CategoricalDtype):
+                raise InvalidEventLog(f"event log column 'reason' has dtype {frame[col].dtype}; expected category")
+        elif str(frame[col].dtype) != str(dtype):
+            raise InvalidEventLog(f"event log column {col!r} has dtype {frame[col].dtype}; expected {dtype}")
+    if len(frame) and not frame["time"].is_monotonic_increasing:
+        raise InvalidEventLog("event log is not sorted by time")
+    return frame
+
+
+def write_log(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write a log as Parquet (``.parquet``) or CSV (anything else)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False)
+    return path
+
+
+def read_log(path: str | Path) -> pd.DataFrame:
+    """Read a log written by :func:`write_log` (Parquet or CSV) back to canonical dtypes."""
+    path = Path(path)
+    if not path.exists():
+        raise InvalidEventLog(f"{path}: no such event log file")
+    try:
+        raw = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except Exception as exc:  # pandas raises many types for unreadable files
+        raise InvalidEventLog(f"{path}: cannot read event log ({exc})") from None
+    try:
+        return coerce(raw)
+    except InvalidEventLog as exc:
+        raise InvalidEventLog(f"{path}: {exc}") from None

@@ -1,0 +1,309 @@
+"""Assignment policies: small, pure, swappable objects with one method.
+
+``policy.pick(snapshot, operator_id)`` answers "operator X asks for work: which chat, if
+any?" from an immutable :class:`Snapshot` of the queue and the operators.  It never
+mutates anything, so the simulation, the tests and the SQL cross-check can all call it on
+the same state and expect the same answer.  ``chatlab/db/migrations`` implements every
+policy again in PL/pgSQL (``assign_chat_to_operator(op, policy, ...)``) and
+``tests/test_policy_sql_agreement.py`` proves both pick the same chat.
+
+Two families:
+
+* *chat-ordered* policies (``legacy``, ``exclude_last``, ``exclude_last_fallback``,
+  ``random``) filter the queue and take the first chat in their order; the other
+  operators do not matter.
+* *operator-ordered* policies (``round_robin``, ``least_loaded``, ``longest_idle``) decide
+  *who* is next.  They are defined as a greedy matching: sort the operators that can take
+  work by the policy's key, let each in turn take the oldest chat it may have (the fix's
+  eligibility rule), and give the requester whatever the matching gave it.  So an
+  operator who is not "next" gets nothing while someone ahead of it can take the chat.
+
+Push mode (a waiting chat picks a free operator) needs no second method: a dispatcher
+offers work to the free operators one by one and calls ``pick`` for each (see
+``sim/model.py``); operator-ordered policies then route each chat to the operator the
+policy prefers.
+
+Ties are always broken by id so results are deterministic.  ``random`` uses a salted
+MD5 of the chat id, which PostgreSQL's ``md5()`` reproduces exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from sim.statemachine import ASSIGNABLE_STATES, LEGACY_ASSIGNABLE_STATES, ChatLabError, State
+
+POLICY_NAMES: tuple[str, ...] = (
+    "legacy",
+    "exclude_last",
+    "exclude_last_fallback",
+    "round_robin",
+    "least_loaded",
+    "longest_idle",
+    "random",
+)
+
+
+@dataclass(frozen=True)
+class ChatView:
+    """What a policy may know about one open chat."""
+
+    chat_id: int
+    state: State
+    waiting_since: float  # when it (re-)entered the queue: the last user message that made it waiting
+    last_operator_id: int | None = None
+
+
+@dataclass(frozen=True)
+class OperatorView:
+    """What a policy may know about one operator."""
+
+    operator_id: int
+    online: bool = True
+    active_chats: int = 0
+    max_chats: int = 1
+    last_assigned_at: float | None = None  # last time it was given a chat (round robin)
+    last_activity_at: float | None = None  # last assignment, reply or unassign (longest idle)
+
+    @property
+    def has_capacity(self) -> bool:
+        return self.online and self.active_chats < self.max_chats
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The whole world a policy sees: a moment, the open chats and the operators."""
+
+    now: float
+    chats: tuple[ChatView, ...] = ()
+    operators: tuple[OperatorView, ...] = ()
+    salt: int = 0  # only ``random`` uses it; callers draw it from their seeded RNG
+
+    def operator(self, operator_id: int) -> OperatorView | None:
+        for op in self.operators:
+            if op.operator_id == operator_id:
+                return op
+        return None
+
+
+class UnknownPolicy(ChatLabError):
+    """A policy name or parameter that does not exist."""
+
+
+def _queue_order(chat: ChatView) -> tuple[float, int]:
+    return (chat.waiting_since, chat.chat_id)
+
+
+def _nulls_first(value: float | None) -> float:
+    return -math.inf if value is None else value
+
+
+class Policy(ABC):
+    """Pick a chat for an operator who asks for one, or ``None``."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def pick(self, snapshot: Snapshot, operator_id: int) -> int | None:
+        """Return the chat id the requesting operator should get now, or ``None``."""
+
+    @property
+    def params(self) -> dict[str, float]:
+        """Parameters that change behaviour (for reports and the SQL call)."""
+        return {}
+
+    @property
+    def legacy(self) -> bool:
+        """True for the pre-fix behaviour, which may assign a chat awaiting the user's reply."""
+        return False
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args})"
+
+    @staticmethod
+    def _requester(snapshot: Snapshot, operator_id: int) -> OperatorView | None:
+        op = snapshot.operator(operator_id)
+        return op if op is not None and op.has_capacity else None
+
+
+class ChatOrderedPolicy(Policy):
+    """Filter the queue for the requester and take the first chat in the policy's order."""
+
+    def eligible(self, chat: ChatView, operator_id: int, now: float) -> bool:
+        """The fix's rule: waiting for assignment and not last handled by this operator."""
+        return chat.state in ASSIGNABLE_STATES and chat.last_operator_id != operator_id
+
+    def order(self, chat: ChatView, snapshot: Snapshot, operator_id: int) -> tuple:
+        return _queue_order(chat)
+
+    def pick(self, snapshot: Snapshot, operator_id: int) -> int | None:
+        if self._requester(snapshot, operator_id) is None:
+            return None
+        candidates = [c for c in snapshot.chats if self.eligible(c, operator_id, snapshot.now)]
+        if not candidates:
+            return None
+        return min(candidates, key=lambda c: self.order(c, snapshot, operator_id)).chat_id
+
+
+class Legacy(ChatOrderedPolicy):
+    """The seed's pre-fix behaviour: any unassigned open chat, oldest first, no exclusion.
+
+    After an operator's reply the chat is still in the queue, so the operator who just
+    answered usually gets the very same chat back ("same chat again" bug).
+    """
+
+    name = "legacy"
+
+    @property
+    def legacy(self) -> bool:
+        return True
+
+    def eligible(self, chat: ChatView, operator_id: int, now: float) -> bool:
+        return chat.state in LEGACY_ASSIGNABLE_STATES
+
+
+class ExcludeLast(ChatOrderedPolicy):
+    """The seed's fix: oldest waiting chat whose ``last_operator_id`` is someone else."""
+
+    name = "exclude_last"
+
+
+@dataclass(repr=False)
+class ExcludeLastFallback(ChatOrderedPolicy):
+    """The fix, but a chat that waited ``fallback_after`` seconds may go back to its last operator.
+
+    Guards against starvation when the last operator is the only one online.
+    """
+
+    fallback_after: float = 300.0
+    name: ClassVar[str] = "exclude_last_fallback"
+
+    def __post_init__(self) -> None:
+        if not (self.fallback_after >= 0):
+            raise UnknownPolicy(f"exclude_last_fallback: fallback_after must be >= 0 seconds, got {self.fallback_after!r}")
+
+    @property
+    def params(self) -> dict[str, float]:
+        return {"fallback_after": self.fallback_after}
+
+    def eligible(self, chat: ChatView, operator_id: int, now: float) -> bool:
+        if chat.state not in ASSIGNABLE_STATES:
+            return False
+        return chat.last_operator_id != operator_id or now - chat.waiting_since >= self.fallback_after
+
+
+def random_rank(salt: int, chat_id: int) -> str:
+    """The order key of ``random``: ``md5('<salt>:<chat_id>')`` as hex, same as SQL's md5()."""
+    return hashlib.md5(f"{salt}:{chat_id}".encode()).hexdigest()
+
+
+class RandomChoice(ChatOrderedPolicy):
+    """A uniformly random eligible chat (fix's eligibility), drawn from the snapshot's salt."""
+
+    name = "random"
+
+    def order(self, chat: ChatView, snapshot: Snapshot, operator_id: int) -> tuple:
+        return (random_rank(snapshot.salt, chat.chat_id), chat.chat_id)
+
+
+class OperatorOrderedPolicy(Policy):
+    """Greedy matching: operators in key order each take the oldest chat they may have."""
+
+    fix_rule = ExcludeLast()
+
+    @abstractmethod
+    def key(self, op: OperatorView) -> tuple:
+        """Smaller key = served first."""
+
+    def matching(self, snapshot: Snapshot) -> dict[int, int]:
+        """operator id -> chat id for every operator the matching serves."""
+        queue = sorted(
+            (c for c in snapshot.chats if c.state in ASSIGNABLE_STATES), key=_queue_order
+        )
+        taken: set[int] = set()
+        result: dict[int, int] = {}
+        for op in sorted((o for o in snapshot.operators if o.has_capacity), key=self.key):
+            for chat in queue:
+                if chat.chat_id not in taken and self.fix_rule.eligible(chat, op.operator_id, snapshot.now):
+                    taken.add(chat.chat_id)
+                    result[op.operator_id] = chat.chat_id
+                    break
+            if len(taken) == len(queue):
+                break
+        return result
+
+    def pick(self, snapshot: Snapshot, operator_id: int) -> int | None:
+        if self._requester(snapshot, operator_id) is None:
+            return None
+        return self.matching(snapshot).get(operator_id)
+
+
+class RoundRobin(OperatorOrderedPolicy):
+    """Operators take turns: whoever was assigned least recently goes first."""
+
+    name = "round_robin"
+
+    def key(self, op: OperatorView) -> tuple:
+        return (_nulls_first(op.last_assigned_at), op.operator_id)
+
+
+class LeastLoaded(OperatorOrderedPolicy):
+    """The operator with the fewest open chats goes first (then round robin)."""
+
+    name = "least_loaded"
+
+    def key(self, op: OperatorView) -> tuple:
+        return (op.active_chats, _nulls_first(op.last_assigned_at), op.operator_id)
+
+
+class LongestIdle(OperatorOrderedPolicy):
+    """The operator whose last activity is oldest goes first (contact-centre 'longest idle agent')."""
+
+    name = "longest_idle"
+
+    def key(self, op: OperatorView) -> tuple:
+        return (_nulls_first(op.last_activity_at), op.operator_id)
+
+
+_FACTORIES: dict[str, Callable[..., Policy]] = {
+    "legacy": Legacy,
+    "exclude_last": ExcludeLast,
+    "exclude_last_fallback": ExcludeLastFallback,
+    "round_robin": RoundRobin,
+    "least_loaded": LeastLoaded,
+    "longest_idle": LongestIdle,
+    "random": RandomChoice,
+}
+assert tuple(_FACTORIES) == POLICY_NAMES
+
+
+def make_policy(name: str, **params: float) -> Policy:
+    """Build a policy by its name; raise :class:`UnknownPolicy` with the valid names otherwise."""
+    factory = _FACTORIES.get(name)
+    if factory is None:
+        raise UnknownPolicy(f"unknown policy {name!r}; expected one of: {', '.join(POLICY_NAMES)}")
+    try:
+        return factory(**params)
+    except TypeError:
+        allowed = ", ".join(getattr(factory, "__dataclass_fields__", {}).keys() - {"name"}) or "none"
+        raise UnknownPolicy(
+            f"policy {name!r} does not take parameters {sorted(params)}; it takes: {allowed}"
+        ) from None
+
+
+def parse_policy_list(text: str | Iterable[str]) -> list[str]:
+    """Split ``"a,b,c"`` (or a list) into validated policy names, keeping order, dropping repeats."""
+    names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
+    if not names:
+        raise UnknownPolicy(f"no policy given; expected one or more of: {', '.join(POLICY_NAMES)}")
+    for n in names:
+        if n not in _FACTORIES:
+            raise UnknownPolicy(f"unknown policy {n!r}; expected one of: {', '.join(POLICY_NAMES)}")
+    return list(dict.fromkeys(names))
+
