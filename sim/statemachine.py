@@ -117,12 +117,30 @@ class IllegalTransition(ChatLabError):
         super().__init__(f"chat {chat_id}: event '{self.event}' is not allowed in state '{self.state}'{hint}")
 
 
+class UnknownName(ChatLabError, ValueError):
+    """A string that is not a state or event name (e.g. from a hand-edited log)."""
+
+
+def as_state(value: State | str) -> State:
+    try:
+        return State(value)
+    except ValueError:
+        raise UnknownName(f"unknown chat state {value!r}; expected one of: {', '.join(s.value for s in State)}") from None
+
+
+def as_event(value: Event | str) -> Event:
+    try:
+        return Event(value)
+    except ValueError:
+        raise UnknownName(f"unknown chat event {value!r}; expected one of: {', '.join(e.value for e in Event)}") from None
+
+
 def next_state(state: State | str, event: Event | str, *, chat_id: object = "?", legacy: bool = False) -> State:
     """Return the state after ``event``; raise :class:`IllegalTransition` if it is not legal.
 
     ``legacy=True`` also allows the transitions marked ``legacy_only``.
     """
-    state, event = State(state), Event(event)
+    state, event = as_state(state), as_event(event)
     rule = TRANSITIONS.get((state, event))
     if rule is None or (rule.legacy_only and not legacy):
         raise IllegalTransition(chat_id, state, event, legacy=legacy)
@@ -131,7 +149,7 @@ def next_state(state: State | str, event: Event | str, *, chat_id: object = "?",
 
 def is_legal(state: State | str, event: Event | str, *, legacy: bool = False) -> bool:
     """True when ``event`` may happen in ``state``."""
-    rule = TRANSITIONS.get((State(state), Event(event)))
+    rule = TRANSITIONS.get((as_state(state), as_event(event)))
     return rule is not None and (legacy or not rule.legacy_only)
 
 
