@@ -615,7 +615,7 @@ def per_hour(log: pd.DataFrame, *, service_level_t: float = DEFAULT_SERVICE_LEVE
 # --------------------------------------------------------------------------- the summary
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Make attrs values JSON-safe (numpy scalars, enums, dataclasses, paths, NaN)."""
     if value is None or isinstance(value, (bool, str)):
         return value
@@ -624,15 +624,15 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):
         return _num(value)
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset, np.ndarray)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if hasattr(value, "value") and isinstance(getattr(value, "value"), (str, int)):
         return value.value
     if hasattr(value, "__dataclass_fields__"):
         import dataclasses
 
-        return _jsonable(dataclasses.asdict(value))
+        return jsonable(dataclasses.asdict(value))
     return str(value)
 
 
@@ -641,13 +641,13 @@ def run_info(log: pd.DataFrame) -> dict[str, Any]:
     a = log.attrs
     ops = a.get("operators")
     return {
-        "scenario": _jsonable(a.get("scenario")),
-        "policy": _jsonable(getattr(a.get("policy"), "name", a.get("policy"))),
-        "policy_params": _jsonable(a.get("policy_params") or {}),
-        "seed": _jsonable(a.get("seed")),
-        "source": _jsonable(a.get("source")),
-        "mode": _jsonable(a.get("mode")),
-        "time_scale": _jsonable(a.get("time_scale")),
+        "scenario": jsonable(a.get("scenario")),
+        "policy": jsonable(getattr(a.get("policy"), "name", a.get("policy"))),
+        "policy_params": jsonable(a.get("policy_params") or {}),
+        "seed": jsonable(a.get("seed")),
+        "source": jsonable(a.get("source")),
+        "mode": jsonable(a.get("mode")),
+        "time_scale": jsonable(a.get("time_scale")),
         "duration_s": run_duration(log),
         "operators": len(operator_ids(log)) if not isinstance(ops, (int, np.integer)) else max(int(ops), len(operator_ids(log))),
         "events": int(len(log)),
@@ -894,10 +894,57 @@ def get_metric(metrics: Mapping[str, Any], dotted: str) -> Any:
 
 __all__ = [
     "COLUMNS", "SCHEMA_VERSION", "DEFAULT_SERVICE_LEVEL_T", "DEFAULT_STUCK_AFTER", "OPEN_STATES", "ALL_STATES",
-    "prepare", "run_duration", "operator_ids", "declared_operators", "stuck_threshold",
+    "jsonable", "prepare", "run_duration", "operator_ids", "declared_operators", "stuck_threshold",
     "gini", "jain", "coefficient_of_variation", "max_min_ratio", "fairness_summary", "lorenz_curve",
     "online_intervals", "assignments", "wait_episodes", "percentile", "wait_summary", "wait_cdf",
     "state_intervals", "state_occupancy", "state_counts_series", "queue_length_series", "step_mean",
     "idle_releases", "per_operator", "per_hour", "run_info", "compute_metrics", "flatten_metrics",
-    "metric_keys", "get_metric", "METRIC_DOCS", "documented_keys", "FAIRNESS_DISTRIBUTIONS",
+    "metric_keys", "get_metric", "Analysis", "analyse", "default_label", "METRIC_DOCS", "documented_keys", "FAIRNESS_DISTRIBUTIONS",
 ]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One run analysed once: the log, its metrics dict and the tables reports and plots need."""
+
+    label: str
+    log: pd.DataFrame
+    metrics: dict[str, Any]
+    per_operator: pd.DataFrame
+    per_hour: pd.DataFrame
+    waits: pd.DataFrame
+    state_counts: pd.DataFrame
+
+    @property
+    def queue(self) -> pd.DataFrame:
+        return self.state_counts[["time", _WA]].rename(columns={_WA: "queue_length"})
+
+
+def default_label(log: pd.DataFrame) -> str:
+    """A run's name in tables and legends: the policy (with parameters), else the source."""
+    info = run_info(log)
+    label = str(info["policy"] or info["source"] or "run")
+    params = info["policy_params"] or {}
+    if params:
+        label += "(" + ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()) + ")"
+    return label
+
+
+def analyse(
+    log: pd.DataFrame,
+    *,
+    label: str | None = None,
+    service_level_t: float = DEFAULT_SERVICE_LEVEL_T,
+    stuck_after: float | None = None,
+) -> Analysis:
+    """Compute the metrics and every table of one run (what a report needs), once."""
+    log = prepare(log)
+    return Analysis(
+        label=label or default_label(log),
+        log=log,
+        metrics=compute_metrics(log, service_level_t=service_level_t, stuck_after=stuck_after),
+        per_operator=per_operator(log),
+        per_hour=per_hour(log, service_level_t=service_level_t),
+        waits=wait_episodes(log),
+        state_counts=state_counts_series(log),
+    )

@@ -1,0 +1,234 @@
+"""PNG plots for reports: one function per figure, each taking analysed runs (one or many).
+
+Figures are built on :class:`matplotlib.figure.Figure` with the Agg canvas directly, so no
+GUI backend or global ``pyplot`` state is involved (safe in CI, threads and notebooks).
+Every plot has a title, axis labels with units and a legend when it shows several runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from chatlab.metrics import ALL_STATES, OPEN_STATES, Analysis, lorenz_curve, wait_cdf
+
+#: File name -> plotting function, in the order reports show them.
+PLOT_FILES: dict[str, str] = {
+    "lorenz": "lorenz.png",
+    "operator_assignments": "operator_assignments.png",
+    "wait_cdf": "wait_cdf.png",
+    "queue_length": "queue_length.png",
+    "state_occupancy": "state_occupancy.png",
+    "repeat_assignments": "repeat_assignments.png",
+}
+
+_STATE_COLOURS = {
+    "waiting_assignment": "#d62728",
+    "assigned": "#1f77b4",
+    "waiting_real_user_reply": "#2ca02c",
+    "completed": "#7f7f7f",
+}
+
+
+def _figure(width: float = 8.0, height: float = 5.0) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
+def _time_unit(duration: float) -> tuple[float, str]:
+    """Hours for runs of two hours or more, minutes otherwise (readable axis ticks)."""
+    return (3600.0, "h") if duration >= 7200 else (60.0, "min")
+
+
+def _title_suffix(runs: Sequence[Analysis]) -> str:
+    scenario = runs[0].metrics["run"].get("scenario") if runs else None
+    return f" — {scenario}" if scenario else ""
+
+
+def plot_lorenz(runs: Sequence[Analysis], path: Path) -> Path:
+    """Lorenz curve of assignments over operators, one line per run, plus the equality line."""
+    fig = _figure(6.5, 6.0)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="black", linestyle="--", linewidth=1, label="perfect equality")
+    for run in runs:
+        x, y = lorenz_curve(run.per_operator["assignments"])
+        g = run.metrics["fairness"]["assignments"]["gini"]
+        ax.plot(x, y, marker="o", markersize=3, label=f"{run.label} (Gini {g:.3f})" if g is not None else run.label)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("cumulative share of operators (fewest assignments first)")
+    ax.set_ylabel("cumulative share of assignments")
+    ax.set_title("Lorenz curve of assignments per operator" + _title_suffix(runs))
+    ax.legend(loc="upper left", fontsize="small")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_operator_assignments(runs: Sequence[Analysis], path: Path) -> Path:
+    """Assignments per operator as grouped bars (one colour per run)."""
+    ops = sorted({int(o) for run in runs for o in run.per_operator["operator_id"]})
+    fig = _figure(max(8.0, 0.35 * len(ops) * max(1, len(runs)) ** 0.5 + 4), 5.0)
+    ax = fig.add_subplot()
+    width = 0.8 / max(1, len(runs))
+    x = np.arange(len(ops))
+    for i, run in enumerate(runs):
+        counts = run.per_operator.set_index("operator_id")["assignments"].reindex(ops, fill_value=0)
+        ax.bar(x + (i - (len(runs) - 1) / 2) * width, counts.to_numpy(dtype=float), width, label=run.label)
+    ax.set_xticks(x, [str(o) for o in ops], fontsize="small")
+    ax.set_xlabel("operator id")
+    ax.set_ylabel("assignments (count)")
+    ax.set_title("Assignments per operator" + _title_suffix(runs))
+    if len(runs) > 1:
+        ax.legend(fontsize="small", ncols=min(4, len(runs)))
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_wait_cdf(runs: Sequence[Analysis], path: Path) -> Path:
+    """Empirical CDF of served waits for assignment, with the service-level threshold T."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    longest = 0.0
+    for run in runs:
+        x, y = wait_cdf(run.waits)
+        if len(x):
+            ax.step(np.concatenate([[0.0], x]), np.concatenate([[0.0], y]), where="post", label=f"{run.label} (n={len(x)})")
+            longest = max(longest, float(x[-1]))
+        else:
+            ax.plot([], [], label=f"{run.label} (no served waits)")
+    t = runs[0].metrics["params"]["service_level_t_s"] if runs else None
+    if t is not None:
+        ax.axvline(t, color="black", linestyle=":", linewidth=1, label=f"service level T = {t:g} s")
+    medians = [float(np.median(wait_cdf(r.waits)[0])) for r in runs if len(wait_cdf(r.waits)[0])]
+    if medians and longest > 100 * max(max(medians), 1.0):  # long tail: keep the body readable
+        ax.set_xscale("symlog", linthresh=1.0)
+        ax.set_xlabel("wait for assignment (s, symlog scale)")
+    ax.set_ylim(0, 1.02)
+    if ax.get_xscale() == "linear":
+        ax.set_xlabel("wait for assignment (s)")
+    ax.set_ylabel("share of served waits ≤ x")
+    ax.set_title("Wait-time CDF (served waits; censored waits excluded)" + _title_suffix(runs))
+    ax.legend(fontsize="small", loc="lower right")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_queue_length(runs: Sequence[Analysis], path: Path) -> Path:
+    """Chats waiting for assignment over scenario time (step functions)."""
+    duration = max((r.metrics["run"]["duration_s"] for r in runs), default=0.0)
+    scale, unit = _time_unit(duration)
+    fig = _figure(9.0, 4.5)
+    ax = fig.add_subplot()
+    for run in runs:
+        q = run.queue
+        ax.step(q["time"] / scale, q["queue_length"], where="post", label=run.label, linewidth=1)
+    ax.set_xlabel(f"scenario time ({unit})")
+    ax.set_ylabel("chats waiting for assignment")
+    ax.set_title("Queue length over time" + _title_suffix(runs))
+    if len(runs) > 1:
+        ax.legend(fontsize="small", ncols=min(4, len(runs)))
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_state_occupancy(runs: Sequence[Analysis], path: Path) -> Path:
+    """Chats in each open state over time, stacked; one panel per run."""
+    n = max(1, len(runs))
+    cols = 1 if n == 1 else 2
+    rows = (n + cols - 1) // cols
+    fig = _figure(9.0 if cols == 1 else 12.0, 4.0 * rows if n > 1 else 4.5)
+    duration = max((r.metrics["run"]["duration_s"] for r in runs), default=0.0)
+    scale, unit = _time_unit(duration)
+    axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True)
+    for ax, run in zip(axes.flat, runs):
+        counts = run.state_counts
+        t = counts["time"].to_numpy() / scale
+        ys = [counts[s].to_numpy(dtype=float) for s in OPEN_STATES]
+        ax.stackplot(t, *ys, step="post", labels=list(OPEN_STATES),
+                     colors=[_STATE_COLOURS[s] for s in OPEN_STATES], alpha=0.8)
+        ax.set_title(run.label, fontsize="medium")
+        ax.set_ylabel("open chats")
+        ax.set_xlabel(f"scenario time ({unit})")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(runs):]:
+        ax.set_visible(False)
+    axes.flat[0].legend(loc="upper left", fontsize="small")
+    fig.suptitle("Open chats by state over time" + _title_suffix(runs))
+    assert set(OPEN_STATES) < set(ALL_STATES)
+    return _save(fig, path)
+
+
+def plot_repeat_assignments(runs: Sequence[Analysis], path: Path) -> Path:
+    """Repeat and premature assignments per run (the bug the seed fixes), as counts."""
+    fig = _figure(max(6.0, 1.2 * len(runs) + 3), 4.5)
+    ax = fig.add_subplot()
+    x = np.arange(len(runs))
+    repeat = [r.metrics["assignment"]["repeat"] for r in runs]
+    premature = [r.metrics["assignment"]["premature"] for r in runs]
+    b1 = ax.bar(x - 0.2, repeat, 0.4, label="repeat (same operator again)", color="#d62728")
+    b2 = ax.bar(x + 0.2, premature, 0.4, label="premature (from waiting_real_user_reply)", color="#ff7f0e")
+    for bars, runs_vals in ((b1, repeat), (b2, premature)):
+        ax.bar_label(bars, labels=[str(v) for v in runs_vals], fontsize="small")
+    ax.set_xticks(x, [r.label for r in runs], rotation=20 if len(runs) > 3 else 0, ha="right" if len(runs) > 3 else "center")
+    ax.set_xlabel("policy / run")
+    ax.set_ylabel("assignments (count)")
+    ax.set_title("Repeat and premature assignments" + _title_suffix(runs))
+    ax.legend(fontsize="small")
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+PLOTTERS: dict[str, Callable[[Sequence[Analysis], Path], Path]] = {
+    "lorenz": plot_lorenz,
+    "operator_assignments": plot_operator_assignments,
+    "wait_cdf": plot_wait_cdf,
+    "queue_length": plot_queue_length,
+    "state_occupancy": plot_state_occupancy,
+    "repeat_assignments": plot_repeat_assignments,
+}
+
+
+def write_plots(runs: Sequence[Analysis], out_dir: Path) -> list[Path]:
+    """Write every report plot for these runs into ``out_dir``; return the paths."""
+    return [PLOTTERS[name](runs, Path(out_dir) / filename) for name, filename in PLOT_FILES.items()]
+
+
+def plot_sweep(table: pd.DataFrame, path: Path, *, x: str, metrics: Sequence[tuple[str, str]],
+               group: str = "policy", title: str = "Sweep") -> Path:
+    """Mean ± std over seeds of a few metrics against the swept parameter, one line per group.
+
+    ``table`` has one row per run with columns ``x``, ``group`` and the metric columns;
+    ``metrics`` pairs a column with its axis label (with units).
+    """
+    n = len(metrics)
+    fig = _figure(5.0 * n, 4.5)
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    categorical = not pd.api.types.is_numeric_dtype(table[x])
+    xs = list(dict.fromkeys(table[x])) if categorical else sorted(table[x].unique())
+    for ax, (column, ylabel) in zip(axes, metrics):
+        for name, part in table.groupby(group, sort=False):
+            values = pd.to_numeric(part[column], errors="coerce")
+            stats = values.groupby(part[x]).agg(["mean", "std"]).reindex(xs)
+            pos = np.arange(len(xs)) if categorical else np.asarray(xs, dtype=float)
+            ax.errorbar(pos, stats["mean"], yerr=stats["std"].fillna(0.0), marker="o", capsize=3, label=str(name))
+        if categorical:
+            ax.set_xticks(np.arange(len(xs)), [str(v) for v in xs], rotation=20, ha="right")
+        ax.set_xlabel(x)
+        ax.set_ylabel(ylabel)
+        ax.set_title(ylabel.split(" (")[0])
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize="small")
+    fig.suptitle(f"{title} (mean ± std over seeds)")
+    return _save(fig, path)

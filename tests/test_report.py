@@ -1,0 +1,121 @@
+"""Report directories: every file is there, metrics.json has the documented keys, logs round-trip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from chatlab import metrics as M
+from chatlab.plots import PLOT_FILES
+from chatlab.report import (
+    RUN_REPORT_FILES,
+    ReportError,
+    find_logs,
+    load_runs,
+    markdown_table,
+    summary_table,
+    text_table,
+    write_comparison_report,
+    write_run_report,
+)
+from test_metrics import LogBuilder, served_chats
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def legacy_like() -> pd.DataFrame:
+    """Operator 1 keeps getting the chat it just answered (the seed's bug), operator 2 idles."""
+    b = LogBuilder()
+    for chat in range(1, 4):
+        s = chat * 100.0
+        b.new(s, chat).assign(s + 5, chat, 1).reply(s + 10, chat, 1).assign(s + 11, chat, 1).reply(s + 20, chat, 1)
+        b.end(s + 30, chat)
+    return b.log(duration=600.0, scenario="hand", policy="legacy", seed=7, source="sim", operators=[1, 2])
+
+
+def fixed_like() -> pd.DataFrame:
+    return served_chats({1: 2, 2: 2}, gap=100.0).log(duration=600.0, scenario="hand", policy="exclude_last", seed=7,
+                                                      source="sim", operators=[1, 2])
+
+
+def test_run_report_has_every_file_and_documented_metrics(tmp_path: Path) -> None:
+    run = M.analyse(legacy_like())
+    out = write_run_report(run, tmp_path / "r")
+    for name in RUN_REPORT_FILES:
+        assert (out / name).is_file(), name
+        assert (out / name).stat().st_size > 0, name
+    for name in PLOT_FILES.values():
+        data = (out / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5_000, name  # a real rendered figure
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert list(M.flatten_metrics(metrics)) == M.documented_keys()
+    assert metrics["assignment"]["repeat"] == 3 and metrics["run"]["policy"] == "legacy"
+    csv = pd.read_csv(out / "metrics.csv")
+    assert len(csv) == 1 and csv.loc[0, "assignment.repeat"] == 3
+    po = pd.read_csv(out / "per_operator.csv")
+    assert list(po["operator_id"]) == [1, 2] and list(po["assignments"]) == [6, 0]
+    md = (out / "summary.md").read_text()
+    assert "| repeat assignments | 3 |" in md and "![lorenz](lorenz.png)" in md
+    html = (out / "summary.html").read_text()
+    assert '<img src="wait_cdf.png"' in html and "<table" in html
+
+
+@pytest.mark.parametrize("name", ["events.parquet", "events.csv"])
+def test_saved_log_rebuilds_the_same_metrics(tmp_path: Path, name: str) -> None:
+    original = M.analyse(legacy_like())
+    write_run_report(original, tmp_path / "r", plots=False)
+    (rebuilt,) = load_runs(tmp_path / "r" / name)
+    assert rebuilt.label == original.label
+    assert rebuilt.metrics == original.metrics  # attrs survive CSV via run.json
+    pd.testing.assert_frame_equal(rebuilt.log, original.log, check_categorical=False)
+
+
+def test_comparison_report_layout_and_reload(tmp_path: Path) -> None:
+    runs = [M.analyse(legacy_like()), M.analyse(fixed_like())]
+    out = write_comparison_report(runs, tmp_path / "c")
+    meta = json.loads((out / "metrics.json").read_text())
+    assert meta["kind"] == "comparison" and meta["labels"] == ["legacy", "exclude_last"]
+    assert meta["runs"]["legacy"]["assignment"]["repeat_rate"] == pytest.approx(0.5)
+    assert meta["runs"]["exclude_last"]["assignment"]["repeat_rate"] == 0.0
+    for label in ("legacy", "exclude_last"):
+        assert (out / label / "events.parquet").is_file() and (out / label / "metrics.json").is_file()
+    for name in PLOT_FILES.values():
+        assert (out / name).read_bytes().startswith(PNG_MAGIC)
+    po = pd.read_csv(out / "per_operator.csv")
+    assert set(po["label"]) == {"legacy", "exclude_last"}
+    assert list(pd.read_csv(out / "metrics.csv")["label"]) == ["legacy", "exclude_last"]
+    reloaded = load_runs(out)
+    assert [r.label for r in reloaded] == ["legacy", "exclude_last"]
+    assert reloaded[1].metrics == runs[1].metrics
+
+
+def test_duplicate_labels_are_refused(tmp_path: Path) -> None:
+    run = M.analyse(fixed_like())
+    with pytest.raises(ReportError, match="unique"):
+        write_comparison_report([run, run], tmp_path / "c")
+
+
+def test_missing_or_empty_sources_are_user_errors(tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match="no such file"):
+        find_logs(tmp_path / "nope")
+    with pytest.raises(ReportError, match="no events.parquet"):
+        find_logs(tmp_path)
+    bad = tmp_path / "events.csv"
+    bad.write_text("time,foo\n1,2\n")
+    with pytest.raises(M.InvalidEventLog, match="missing columns"):
+        load_runs(bad)
+
+
+def test_tables() -> None:
+    runs = [M.analyse(legacy_like()), M.analyse(fixed_like())]
+    table = summary_table(runs)
+    assert list(table.columns) == ["legacy", "exclude_last"]
+    assert table.loc["repeat rate", "legacy"] == "50.0%" and table.loc["repeat rate", "exclude_last"] == "0.0%"
+    assert table.loc["max/min (assignments)", "legacy"] == "-"  # operator 2 got nothing: unbounded
+    lines = text_table(table).splitlines()
+    assert len({len(line) for line in lines[:3]}) == 1  # aligned columns
+    md = markdown_table(table).splitlines()
+    assert md[0].startswith("| metric | legacy | exclude_last |") and md[1] == "|---|---|---|"
