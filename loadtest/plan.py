@@ -1,0 +1,40 @@
+"""Sizing a load-test run: how many RealUser Locust users and how long things take.
+
+Pure arithmetic, no Locust or psycopg, so the tests and the runner can use it directly.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from loadtest.config import LoadTestConfig
+    from loadtest.flowparams import FlowParams
+
+#: Never more RealUser connections than this, whatever the scenario (a laptop's PostgreSQL
+#: has ``max_connections = 100``).
+POOL_CAP = 60
+HEADROOM = 1.5
+
+
+def concurrent_conversations(rate: float, conversation_s: float) -> float:
+    """Little's law: mean conversations in progress = arrival rate x mean conversation length."""
+    return max(0.0, rate) * max(0.0, conversation_s)
+
+
+def pool_target(flows: FlowParams, config: LoadTestConfig, now: float, *, lookahead: float | None = None) -> int:
+    """RealUsers needed around scenario time ``now`` (peak rate in the next ``lookahead`` s)."""
+    horizon = flows.conversation_estimate() if lookahead is None else lookahead
+    samples = [now + horizon * k / 8 for k in range(9)]
+    peak = max(float(flows.rate_at(min(t, flows.duration))) for t in samples)
+    need = concurrent_conversations(peak / max(1, config.workers), flows.conversation_estimate())
+    return int(min(config.user_pool, max(2, math.ceil(need * HEADROOM) + 2)))
+
+
+def pool_limit(flows: FlowParams, duration: float, *, workers: int = 1, cap: int = POOL_CAP) -> int:
+    """The largest RealUser pool a run could need (the ceiling passed in the config)."""
+    steps = 200
+    peak = max(float(flows.rate_at(duration * k / steps)) for k in range(steps + 1))
+    need = concurrent_conversations(peak / max(1, workers), flows.conversation_estimate())
+    return int(min(cap, max(2, math.ceil(need * HEADROOM) + 2)))
