@@ -1,0 +1,71 @@
+"""The simulation-vs-load-test table: relative differences and the report files.
+
+Hand-built event logs with known answers (a legacy-style log with one repeat/premature
+assignment against a clean one); the end-to-end ``chatlab compare-real`` smoke run lives
+in ``tests/test_loadtest_flows.py`` with the other real-database runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from chatlab.metrics import analyse
+from loadtest.comparison import Pair, display_table, raw_table, relative_difference, write_sim_vs_real_report
+from sim.eventlog import from_records
+
+WA, AS, WR, CO = "waiting_assignment", "assigned", "waiting_real_user_reply", "completed"
+
+
+def _log(*, repeat: bool, source: str, wait: float) -> pd.DataFrame:
+    rows = [
+        (0.0, 1, None, "user_message", None, WA, None),
+        (wait, 1, 1, "assign", WA, AS, None),
+        (wait + 10, 1, 1, "operator_reply", AS, WR, None),
+        (20.0, 2, None, "user_message", None, WA, None),
+        (20.0 + wait, 2, 2, "assign", WA, AS, None),
+        (30.0 + wait, 2, 2, "operator_reply", AS, WR, None),
+    ]
+    if repeat:  # legacy: operator 1 takes chat 1 back before the user wrote again
+        rows.append((40.0 + wait, 1, 1, "assign", WR, AS, None))
+    return from_records(rows, {"source": source, "policy": "legacy" if repeat else "exclude_last",
+                               "scenario": "hand", "duration": 100.0, "operators": [1, 2]})
+
+
+def test_relative_difference_definition() -> None:
+    assert relative_difference(10, 15) == pytest.approx(0.5)
+    assert relative_difference(-4, -2) == pytest.approx(0.5)
+    assert relative_difference(0, 0) == 0.0
+    assert relative_difference(0, 3) is None
+    assert relative_difference(None, 3) is None
+    assert relative_difference(2, float("nan")) is None
+
+
+def test_table_and_report_files(tmp_path: Path) -> None:
+    sim = analyse(_log(repeat=True, source="sim", wait=5.0), label="sim:legacy")
+    real = analyse(_log(repeat=True, source="loadtest", wait=10.0), label="db:legacy")
+    pair = Pair("legacy", sim, real)
+    raw = raw_table([pair]).set_index("key")
+    assert raw.at["assignment.repeat", "simulation"] == 1 and raw.at["assignment.repeat", "load_test"] == 1
+    assert raw.at["assignment.repeat_rate", "relative_difference"] == 0.0
+    # waits doubled from 5 s to 10 s: +100 %
+    assert raw.at["wait.p50_s", "relative_difference"] == pytest.approx(1.0)
+    shown = display_table(pair)
+    assert shown.loc["p50 wait (s)", "relative difference"] == "+100.0%"
+
+    clean = Pair("exclude_last", analyse(_log(repeat=False, source="sim", wait=5.0), label="sim:exclude_last"),
+                 analyse(_log(repeat=False, source="loadtest", wait=5.0), label="db:exclude_last"))
+    out = write_sim_vs_real_report([pair, clean], tmp_path / "rep", scenario="hand", notes=["a note"])
+    summary = (out / "summary.md").read_text()
+    assert summary.index("## Simulation vs load test") < summary.index("## Key metrics")
+    assert "### legacy" in summary and "### exclude_last" in summary and "a note" in summary
+    assert "Simulation vs load test" in (out / "summary.html").read_text()
+    data = json.loads((out / "sim_vs_real.json").read_text())
+    assert data["policies"]["exclude_last"]["assignment.repeat"]["load_test"] == 0
+    assert data["policies"]["legacy"]["assignment.repeat"]["load_test"] == 1
+    assert len(pd.read_csv(out / "sim_vs_real.csv")) == 2 * len(raw)
+    # the per-run sub-reports of chatlab.report are there too
+    assert (out / "metrics.json").exists() and len([p for p in out.iterdir() if p.is_dir()]) == 4
