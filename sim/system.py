@@ -1,0 +1,465 @@
+"""The chat system in memory: the reference implementation of ``/tmp/chatlab/semantics.md``.
+
+One class, :class:`ChatSystem`, holds operators and chats and offers exactly the operations
+the PostgreSQL functions offer (``create_operator``, ``set_operator_online``,
+``touch_operator``, ``real_user_message``, ``assign``, ``operator_message``,
+``unassign_chat``, ``end_chat``, ``release_idle_operator_chats``, ``detect_stuck_chats``,
+``release_and_reassign_chat``).  It is used three ways, which is why it is pure Python,
+deterministic and knows nothing about SimPy:
+
+* ``sim/model.py`` drives it from SimPy processes (the simulation);
+* the differential test drives it and the SQL functions with the same calls and compares
+  the resulting event logs;
+* trace replay feeds it a recorded sequence of calls.
+
+Rules that keep those three honest:
+
+* Every chat state change goes through :func:`sim.statemachine.next_state`; an illegal
+  one raises :class:`~sim.statemachine.IllegalTransition` (a bug in the caller, loud).
+* A bad call (unknown id, somebody else's chat, completed chat, bad argument) raises a
+  :class:`~sim.statemachine.ChatLabError` subclass named like the database's error and
+  changes nothing (all checks happen before the first mutation).
+* Every state change is recorded in an :class:`~sim.eventlog.EventLogBuilder`, one row
+  per event, in the order the changes happened.
+
+Time is a float in seconds.  Every operation takes ``now=``; when omitted the system's
+clock (:attr:`ChatSystem.now`) is used.  The clock never goes backwards.
+
+Event-log conventions (the SQL side must reproduce them; see the semantics file):
+
+===================  ============  =========================  ===========================
+operation            event         operator_id                reason
+===================  ============  =========================  ===========================
+real_user_message    user_message  <NA>                       <NA>
+assign               assign        the new holder             <NA>
+operator_message     operator_reply the holder                <NA>
+unassign_chat        unassign      the holder                 <NA>
+going offline        unassign      the holder                 ``operator_offline``
+idle detection       idle_release  the holder                 ``idle``
+release_and_reassign stuck_release the holder                 the given reason
+end_chat             end           holder if assigned, else   the given reason
+                                   <NA>
+===================  ============  =========================  ===========================
+
+Operator rows (``chat_id`` <NA>): ``operator_online`` / ``operator_offline`` only when the
+online flag actually changes (``operator_offline`` from idle detection has reason
+``idle``); ``operator_idle`` / ``operator_active`` are ground truth that only the
+simulation knows (:meth:`ChatSystem.mark_operator_idle`), they change no state.  When one
+call changes several things, chat rows come first (in chat-id order), then the operator row.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from sim.eventlog import EventLogBuilder, OperatorEvent
+from sim.policies import ChatView, OperatorView, Policy, Snapshot, make_policy
+from sim.statemachine import ChatLabError, Event, IllegalTransition, State, next_state
+
+_WA, _AS, _WR, _DONE = State.WAITING_ASSIGNMENT, State.ASSIGNED, State.WAITING_REAL_USER_REPLY, State.COMPLETED
+#: States a chat can be picked from by some policy (legacy includes the reply-waiting one).
+_QUEUE_STATES = frozenset({_WA, _WR})
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class UnknownOperator(ChatLabError):
+    """No operator with that id."""
+
+
+class UnknownChat(ChatLabError):
+    """No chat with that id."""
+
+
+class NotYourChat(ChatLabError):
+    """The chat is not assigned to the operator (or not owned by the real user) making the call."""
+
+
+class ChatCompleted(IllegalTransition):
+    """The chat is completed: nothing may happen to it any more."""
+
+    def __init__(self, chat_id: object, event: Event) -> None:
+        super().__init__(chat_id, _DONE, event)
+
+
+class InvalidArgument(ChatLabError):
+    """An argument out of range (negative threshold, non-finite time, clock going backwards...)."""
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass
+class Operator:
+    """Mutable operator row.  ``chats`` is the set of chat ids currently ``assigned`` to it."""
+
+    id: int
+    max_chats: int
+    online: bool = False
+    last_assigned_at: float | None = None
+    last_activity_at: float | None = None
+    chats: set[int] = field(default_factory=set)
+
+    @property
+    def active_chats(self) -> int:
+        return len(self.chats)
+
+    @property
+    def has_capacity(self) -> bool:
+        return self.online and len(self.chats) < self.max_chats
+
+    def view(self) -> OperatorView:
+        return OperatorView(self.id, self.online, len(self.chats), self.max_chats,
+                            self.last_assigned_at, self.last_activity_at)
+
+
+@dataclass
+class Chat:
+    """Mutable chat row.  ``assigned_at`` is the open history row's start (None when not assigned)."""
+
+    id: int
+    real_user_id: int
+    state: State
+    waiting_since: float
+    created_at: float
+    assigned_operator_id: int | None = None
+    last_operator_id: int | None = None
+    operator_replied_at: float | None = None
+    assigned_at: float | None = None
+    is_active: bool = True
+
+    def view(self) -> ChatView:
+        return ChatView(self.id, self.state, self.waiting_since, self.last_operator_id)
+
+
+@dataclass
+class AssignmentRecord:
+    """One row of the assignment history (``chat_assignments`` in SQL)."""
+
+    chat_id: int
+    operator_id: int
+    assigned_at: float
+    released_at: float | None = None
+    release_reason: str | None = None
+
+
+# --------------------------------------------------------------------------- the system
+
+
+class ChatSystem:
+    """Operators, chats and the operations on them, exactly as the SQL functions define them.
+
+    ``log`` is the :class:`EventLogBuilder` every change is recorded into (a new one by
+    default).  Ids are 1, 2, 3... in creation order, like a fresh ``bigserial``.
+    """
+
+    def __init__(self, *, log: EventLogBuilder | None = None, start: float = 0.0) -> None:
+        if not math.isfinite(start):
+            raise InvalidArgument(f"start time must be a finite number of seconds, got {start!r}")
+        self.now: float = float(start)
+        self.log = log if log is not None else EventLogBuilder()
+        self.operators: dict[int, Operator] = {}
+        self.chats: dict[int, Chat] = {}
+        self.history: list[AssignmentRecord] = []
+        self._open_history: dict[int, AssignmentRecord] = {}
+        self._queue: dict[int, Chat] = {}  # chats in waiting_assignment / waiting_real_user_reply
+        self._policies: dict[str, Policy] = {}
+        self._next_chat = 1
+
+    # ----------------------------------------------------------------- helpers
+
+    def _tick(self, now: float | None) -> float:
+        """Advance the clock to ``now`` (validated); return the time of this call."""
+        if now is None:
+            return self.now
+        if isinstance(now, bool) or not isinstance(now, (int, float)) or not math.isfinite(now):
+            raise InvalidArgument(f"now must be a finite number of seconds, got {now!r}")
+        if now < self.now:
+            raise InvalidArgument(f"time went backwards: now={now:g} is before the clock ({self.now:g})")
+        self.now = float(now)
+        return self.now
+
+    def _op(self, operator_id: int) -> Operator:
+        op = self.operators.get(operator_id)
+        if op is None:
+            raise UnknownOperator(f"unknown operator {operator_id!r}")
+        return op
+
+    def _chat(self, chat_id: int) -> Chat:
+        chat = self.chats.get(chat_id)
+        if chat is None:
+            raise UnknownChat(f"unknown chat {chat_id!r}")
+        return chat
+
+    def _policy(self, policy: Policy | str) -> Policy:
+        if isinstance(policy, Policy):
+            return policy
+        cached = self._policies.get(policy)
+        if cached is None:
+            cached = self._policies[policy] = make_policy(policy)
+        return cached
+
+    def _move(self, chat: Chat, event: Event, t: float, *, operator_id: int | None,
+              reason: str | None = None, legacy: bool = False) -> State:
+        """Apply one state-machine transition to ``chat`` and record it (the only place states change)."""
+        source = chat.state
+        target = next_state(source, event, chat_id=chat.id, legacy=legacy)
+        chat.state = target
+        if target in _QUEUE_STATES:
+            self._queue[chat.id] = chat
+        else:
+            self._queue.pop(chat.id, None)
+        self.log.record(t, event, chat_id=chat.id, operator_id=operator_id,
+                        from_state=source, to_state=target, reason=reason)
+        return target
+
+    def _release(self, chat: Chat, event: Event, t: float, *, reason: str | None, history_reason: str) -> int:
+        """Take an ``assigned`` chat from its holder (reply, unassign, idle, stuck, end)."""
+        holder = chat.assigned_operator_id
+        assert holder is not None, f"chat {chat.id} is assigned without an operator"
+        self._move(chat, event, t, operator_id=holder, reason=reason)
+        self.operators[holder].chats.discard(chat.id)
+        chat.assigned_operator_id = None
+        chat.assigned_at = None
+        chat.last_operator_id = holder
+        rec = self._open_history.pop(chat.id)
+        rec.released_at, rec.release_reason = t, history_reason
+        return holder
+
+    # ----------------------------------------------------------------- operators
+
+    def create_operator(self, *, max_chats: int = 1, online: bool = False, now: float | None = None) -> int:
+        """Add an operator (offline unless ``online``); return its id."""
+        if isinstance(max_chats, bool) or not isinstance(max_chats, int) or max_chats < 1:
+            raise InvalidArgument(f"max_chats must be an integer >= 1, got {max_chats!r}")
+        t = self._tick(now)
+        op_id = len(self.operators) + 1
+        self.operators[op_id] = Operator(op_id, max_chats, last_activity_at=t)
+        if online:
+            self.set_operator_online(op_id, True, now=t)
+        return op_id
+
+    def set_operator_online(self, operator_id: int, online: bool, *, now: float | None = None) -> int:
+        """Log an operator in (activity) or out (its assigned chats go back to the queue).
+
+        Returns the number of chats released (0 when going online).
+        """
+        op = self._op(operator_id)
+        t = self._tick(now)
+        if online:
+            op.last_activity_at = t
+            if not op.online:
+                op.online = True
+                self.log.record(t, OperatorEvent.ONLINE, operator_id=op.id)
+            return 0
+        if not op.online:
+            return 0
+        return self._take_offline(op, t, Event.UNASSIGN, chat_reason="operator_offline",
+                                  history_reason="operator_offline", op_reason=None)
+
+    def _take_offline(self, op: Operator, t: float, event: Event, *, chat_reason: str,
+                      history_reason: str, op_reason: str | None) -> int:
+        released = sorted(op.chats)
+        for chat_id in released:
+            self._release(self.chats[chat_id], event, t, reason=chat_reason, history_reason=history_reason)
+        op.online = False
+        self.log.record(t, OperatorEvent.OFFLINE, operator_id=op.id, reason=op_reason)
+        return len(released)
+
+    def touch_operator(self, operator_id: int, *, now: float | None = None) -> None:
+        """Heartbeat: the operator is active (``last_activity_at := now``)."""
+        op = self._op(operator_id)
+        op.last_activity_at = self._tick(now)
+
+    def mark_operator_idle(self, operator_id: int, idle: bool, *, now: float | None = None) -> None:
+        """Record ground truth ``operator_idle`` / ``operator_active`` (simulation only; no state change)."""
+        op = self._op(operator_id)
+        t = self._tick(now)
+        self.log.record(t, OperatorEvent.IDLE if idle else OperatorEvent.ACTIVE, operator_id=op.id)
+
+    # ----------------------------------------------------------------- real users
+
+    def real_user_message(self, real_user_id: int, body: str = "", chat_id: int | None = None, *,
+                          now: float | None = None) -> int:
+        """A real user writes: a new chat (``chat_id`` None) or a message in its existing chat.
+
+        Returns the chat id.  In ``waiting_real_user_reply`` the chat becomes assignable
+        again (``waiting_since := now``); queued or assigned chats keep state and place.
+        """
+        if isinstance(real_user_id, bool) or not isinstance(real_user_id, int):
+            raise InvalidArgument(f"real_user_id must be an integer, got {real_user_id!r}")
+        if chat_id is None:
+            t = self._tick(now)
+            chat = Chat(self._next_chat, real_user_id, _WA, waiting_since=t, created_at=t)
+            self._next_chat += 1
+            self.chats[chat.id] = chat
+            self._queue[chat.id] = chat
+            self.log.record(t, Event.USER_MESSAGE, chat_id=chat.id, to_state=_WA)
+            return chat.id
+        chat = self._chat(chat_id)
+        if chat.real_user_id != real_user_id:
+            raise NotYourChat(f"chat {chat_id} belongs to real user {chat.real_user_id}, not {real_user_id}")
+        if chat.state is _DONE:
+            raise ChatCompleted(chat_id, Event.USER_MESSAGE)
+        t = self._tick(now)
+        source = chat.state
+        self._move(chat, Event.USER_MESSAGE, t, operator_id=None)
+        if source is _WR:
+            chat.waiting_since = t
+        return chat.id
+
+    def end_chat(self, chat_id: int, reason: str | None = None, *, now: float | None = None) -> None:
+        """Close a chat from any open state (``resolved``, ``abandoned``...)."""
+        chat = self._chat(chat_id)
+        if chat.state is _DONE:
+            raise ChatCompleted(chat_id, Event.END)
+        if reason is not None and not isinstance(reason, str):
+            raise InvalidArgument(f"end reason must be text, got {reason!r}")
+        t = self._tick(now)
+        if chat.state is _AS:
+            self._release(chat, Event.END, t, reason=reason, history_reason="end")
+        else:
+            self._move(chat, Event.END, t, operator_id=None, reason=reason)
+        chat.is_active = False
+
+    # ----------------------------------------------------------------- operators at work
+
+    def snapshot(self, now: float | None = None, salt: int = 0, *, queue_only: bool = False) -> Snapshot:
+        """What a policy sees: open chats (id order) and all operators (id order).
+
+        ``queue_only`` leaves out ``assigned`` chats, which no policy can pick; the answer of
+        every policy is the same either way, it is just cheaper.
+        """
+        t = self.now if now is None else float(now)
+        chats = self._queue.values() if queue_only else (c for c in self.chats.values() if c.state is not _DONE)
+        return Snapshot(
+            now=t,
+            chats=tuple(sorted((c.view() for c in chats), key=lambda v: v.chat_id)),
+            operators=tuple(op.view() for op in self.operators.values()),
+            salt=int(salt),
+        )
+
+    def assign(self, operator_id: int, policy: Policy | str, *, now: float | None = None,
+               salt: int = 0) -> int | None:
+        """The operator asks for a chat; the policy picks one (or None).
+
+        Offline or full operators get None (not an error).  Asking is not activity.
+        """
+        op = self._op(operator_id)
+        pol = self._policy(policy)
+        t = self._tick(now)
+        if not op.has_capacity or not self._queue:
+            return None
+        chat_id = pol.pick(self.snapshot(t, salt, queue_only=True), operator_id)
+        if chat_id is None:
+            return None
+        chat = self.chats[chat_id]
+        self._move(chat, Event.ASSIGN, t, operator_id=op.id, legacy=pol.legacy)
+        chat.assigned_operator_id = op.id
+        chat.assigned_at = t
+        op.chats.add(chat.id)
+        op.last_assigned_at = t
+        rec = AssignmentRecord(chat.id, op.id, t)
+        self.history.append(rec)
+        self._open_history[chat.id] = rec
+        return chat.id
+
+    def _held(self, operator_id: int, chat_id: int, event: Event) -> tuple[Operator, Chat]:
+        op = self._op(operator_id)
+        chat = self._chat(chat_id)
+        if chat.state is _DONE:
+            raise ChatCompleted(chat_id, event)
+        if chat.state is not _AS or chat.assigned_operator_id != operator_id:
+            holder = "nobody" if chat.assigned_operator_id is None else f"operator {chat.assigned_operator_id}"
+            raise NotYourChat(f"chat {chat_id} is not assigned to operator {operator_id} "
+                              f"(state {chat.state}, held by {holder})")
+        return op, chat
+
+    def operator_message(self, operator_id: int, chat_id: int, body: str = "", *, now: float | None = None) -> None:
+        """The assigned operator replies: the chat waits for the real user and leaves the operator."""
+        op, chat = self._held(operator_id, chat_id, Event.OPERATOR_REPLY)
+        t = self._tick(now)
+        self._release(chat, Event.OPERATOR_REPLY, t, reason=None, history_reason="operator_reply")
+        chat.operator_replied_at = t
+        op.last_activity_at = t
+
+    def unassign_chat(self, operator_id: int, chat_id: int, *, now: float | None = None) -> None:
+        """The assigned operator hands the chat back to the queue (keeps its place: waiting_since)."""
+        op, chat = self._held(operator_id, chat_id, Event.UNASSIGN)
+        t = self._tick(now)
+        self._release(chat, Event.UNASSIGN, t, reason=None, history_reason="unassign")
+        op.last_activity_at = t
+
+    # ----------------------------------------------------------------- background jobs
+
+    def release_idle_operator_chats(self, idle_after: float, *, now: float | None = None) -> int:
+        """Idle detection: online operators inactive for ``idle_after`` s go offline, their chats back to the queue.
+
+        Only ``assigned`` chats are touched (never one waiting for the real user).
+        Returns the number of chats released.
+        """
+        if isinstance(idle_after, bool) or not isinstance(idle_after, (int, float)) or not (idle_after >= 0) \
+                or not math.isfinite(idle_after):
+            raise InvalidArgument(f"idle_after must be a finite number of seconds >= 0, got {idle_after!r}")
+        t = self._tick(now)
+        cutoff = t - idle_after
+        released = 0
+        for op in list(self.operators.values()):
+            if op.online and op.last_activity_at is not None and op.last_activity_at <= cutoff:
+                released += self._take_offline(op, t, Event.IDLE_RELEASE, chat_reason="idle",
+                                               history_reason="idle", op_reason="idle")
+        return released
+
+    def detect_stuck_chats(self, older_than: float, *, now: float | None = None) -> list[int]:
+        """Chats ``assigned`` for longer than ``older_than`` seconds (oldest assignment first)."""
+        if isinstance(older_than, bool) or not isinstance(older_than, (int, float)) or not (older_than >= 0) \
+                or not math.isfinite(older_than):
+            raise InvalidArgument(f"stuck threshold must be a finite number of seconds >= 0, got {older_than!r}")
+        t = self._tick(now)
+        cutoff = t - older_than
+        stuck = [(rec.assigned_at, cid) for cid, rec in self._open_history.items() if rec.assigned_at < cutoff]
+        return [cid for _, cid in sorted(stuck)]
+
+    def release_and_reassign_chat(self, chat_id: int, reason: str = "manual_fix", *, now: float | None = None) -> int:
+        """Take an ``assigned`` chat from its holder and put it back in the queue; return the holder's id."""
+        chat = self._chat(chat_id)
+        if chat.state is _DONE:
+            raise ChatCompleted(chat_id, Event.STUCK_RELEASE)
+        if not isinstance(reason, str) or not reason:
+            raise InvalidArgument(f"release reason must be non-empty text, got {reason!r}")
+        next_state(chat.state, Event.STUCK_RELEASE, chat_id=chat_id)  # not assigned -> IllegalTransition
+        t = self._tick(now)
+        return self._release(chat, Event.STUCK_RELEASE, t, reason=reason, history_reason=reason)
+
+    # ----------------------------------------------------------------- read-only queries
+
+    def state_of(self, chat_id: int) -> State:
+        return self._chat(chat_id).state
+
+    def holder_of(self, chat_id: int) -> int | None:
+        """The operator the chat is assigned to, or None."""
+        return self._chat(chat_id).assigned_operator_id
+
+    def chats_of(self, operator_id: int) -> frozenset[int]:
+        """Chat ids currently assigned to the operator."""
+        return frozenset(self._op(operator_id).chats)
+
+    def is_online(self, operator_id: int) -> bool:
+        return self._op(operator_id).online
+
+    def has_capacity(self, operator_id: int) -> bool:
+        return self._op(operator_id).has_capacity
+
+    def queue_length(self) -> int:
+        """Chats in ``waiting_assignment``."""
+        return sum(1 for c in self._queue.values() if c.state is _WA)
+
+    def has_waiting(self) -> bool:
+        """True when some chat is in a state some policy could assign from."""
+        return bool(self._queue)
+
+    def open_chats(self) -> Iterator[Chat]:
+        return (c for c in self.chats.values() if c.state is not _DONE)
