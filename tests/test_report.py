@@ -119,3 +119,46 @@ def test_tables() -> None:
     assert len({len(line) for line in lines[:3]}) == 1  # aligned columns
     md = markdown_table(table).splitlines()
     assert md[0].startswith("| metric | legacy | exclude_last |") and md[1] == "|---|---|---|"
+
+
+# ----------------------------------------------------------------- the analyst notebook
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "fairness_report.ipynb"
+
+
+def notebook_code_cells() -> list[str]:
+    nb = json.loads(NOTEBOOK.read_text())
+    assert nb["nbformat"] == 4 and nb["nbformat_minor"] >= 4
+    for cell in nb["cells"]:
+        assert cell["cell_type"] in ("markdown", "code") and isinstance(cell["source"], list)
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None  # committed clean
+    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def run_notebook(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> dict:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for key in ("CHATLAB_REPORT_DIR", "CHATLAB_SCENARIO", "CHATLAB_POLICIES", "CHATLAB_SEED", "CHATLAB_DURATION"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    namespace: dict = {"__name__": "__notebook__"}
+    try:
+        for i, source in enumerate(notebook_code_cells()):
+            exec(compile(source, f"fairness_report.ipynb[code cell {i}]", "exec"), namespace)
+        assert plt.get_fignums(), "the notebook drew no figure"
+    finally:
+        plt.close("all")
+    return namespace
+
+
+def test_notebook_runs_on_a_saved_comparison(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_comparison_report([M.analyse(legacy_like()), M.analyse(fixed_like())], tmp_path / "c")
+    ns = run_notebook(monkeypatch, {"CHATLAB_REPORT_DIR": str(tmp_path / "c")})
+    assert ns["labels"] == ["legacy", "exclude_last"]
+    assert ns["bug"].loc["legacy", "repeat"] == 3 and ns["bug"].loc["exclude_last", "repeat"] == 0
+    assert ns["fairness"].loc["Jain (per online h)", "exclude_last"] == pytest.approx(1.0)

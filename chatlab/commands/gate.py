@@ -1,15 +1,84 @@
-"""`chatlab gate`: not built yet (see the open issues)."""
+"""``chatlab gate TARGET...``: exit 1 if any run breaks a bound; for CI pipelines.
+
+A TARGET is a scenario (name or .toml path: simulated with ``--policy``/``--seed``) or a
+report directory / event-log file (e.g. a load-test result).  Exit status: 0 every bound
+holds, 1 some bound fails (each printed PASS/FAIL with value, bound and margin), 2 bad
+input (unknown scenario, unreadable log, nonsense bound), printed as one line.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from pathlib import Path
 
-from sim.statemachine import ChatLabError
+from chatlab.runner import (
+    add_metric_arguments,
+    add_simulation_arguments,
+    check_metric_arguments,
+    load_scenario,
+    simulate,
+    with_duration,
+)
+
+HELP = "Exit 1 if a run breaks a bound (repeat rate, p99 wait, Jain index): for CI."
+LOG_SUFFIXES = (".parquet", ".csv")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("targets", metavar="TARGET", nargs="+",
+                        help="scenario name/.toml (simulated), or report dir / events.parquet / events.csv")
+    parser.add_argument("--policy", default=None, metavar="P", help="policy for simulated targets (default: the scenario's)")
+    add_simulation_arguments(parser)
+    b = parser.add_argument_group("bounds (a run passes when every given bound holds)")
+    b.add_argument("--max-repeat-rate", type=float, default=0.0, metavar="R",
+                   help="max share of assigns that repeat the chat's previous operator (default 0)")
+    b.add_argument("--max-premature-rate", type=float, default=None, metavar="R",
+                   help="max share of assigns made from waiting_real_user_reply")
+    b.add_argument("--max-p99-wait", type=float, default=None, metavar="S", help="max p99 wait for assignment, seconds")
+    b.add_argument("--min-jain", type=float, default=None, metavar="J",
+                   help="min Jain index of assignments per online hour (1 = perfectly fair)")
+    b.add_argument("--max-abandonment-rate", type=float, default=None, metavar="R", help="max abandoned / chats")
+    b.add_argument("--min-service-level", type=float, default=None, metavar="R",
+                   help="min share of waits served within --service-level-t")
+    add_metric_arguments(parser)
+
+
+def is_log_target(text: str) -> bool:
+    """A directory or a .parquet/.csv file is read; anything else is a scenario."""
+    path = Path(text)
+    return path.is_dir() or path.suffix.lower() in LOG_SUFFIXES
 
 
 def main(args: argparse.Namespace) -> int:
-    raise ChatLabError("'gate' is not implemented yet")
+    from chatlab.gate import BOUND_OPTIONS, evaluate, make_bounds
+    from chatlab.metrics import analyse
+    from chatlab.report import find_logs, load_runs
+    from sim.policies import make_policy
+
+    check_metric_arguments(args)
+    bounds = make_bounds({name: getattr(args, name) for name in BOUND_OPTIONS})
+    if args.policy is not None:
+        make_policy(args.policy)
+    # Resolve every target before running anything: bad input must fail fast with exit 2.
+    resolved = []
+    for target in args.targets:
+        if is_log_target(target):
+            find_logs(Path(target))
+            resolved.append(("log", target))
+        else:
+            resolved.append(("scenario", with_duration(load_scenario(target), args.duration)))
+    runs = []
+    for kind, value in resolved:
+        if kind == "log":
+            for run in load_runs(Path(value), service_level_t=args.service_level_t, stuck_after=args.stuck_after):
+                runs.append(dataclasses.replace(run, label=f"{value} [{run.label}]"))
+        else:
+            log = simulate(value, args.policy, args.seed, progress=not args.no_progress)
+            run = analyse(log, service_level_t=args.service_level_t, stuck_after=args.stuck_after)
+            info = run.metrics["run"]
+            runs.append(dataclasses.replace(run, label=f"{info['scenario']} [{run.label}, seed {info['seed']}]"))
+    result = evaluate(runs, bounds)
+    for line in result.lines():
+        print(line)
+    return result.exit_code

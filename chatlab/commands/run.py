@@ -1,15 +1,49 @@
-"""`chatlab run`: not built yet (see the open issues)."""
+"""``chatlab run SCENARIO``: simulate one scenario with one policy and write a report directory."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from sim.statemachine import ChatLabError
+from chatlab.runner import (
+    add_metric_arguments,
+    add_simulation_arguments,
+    check_metric_arguments,
+    default_out,
+    load_scenario,
+    scenario_name,
+    simulate,
+    with_duration,
+)
+
+HELP = "Simulate one scenario with one policy and write a report."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("scenario", metavar="SCENARIO", help="scenario name (see scenarios/) or path to a .toml file")
+    parser.add_argument("--policy", default=None, metavar="P",
+                        help="assignment policy (default: the scenario's); one of legacy, exclude_last, "
+                             "exclude_last_fallback, round_robin, least_loaded, longest_idle, random")
+    add_simulation_arguments(parser)
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="report directory (default: reports/<scenario>/run-<policy>-seed<N>)")
+    add_metric_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
-    raise ChatLabError("'run' is not implemented yet")
+    from chatlab.metrics import analyse
+    from chatlab.report import text_table, summary_table, write_run_report
+    from sim.policies import make_policy
+
+    check_metric_arguments(args)
+    if args.policy is not None:
+        make_policy(args.policy)  # unknown name -> one-line error before simulating
+    scenario = with_duration(load_scenario(args.scenario), args.duration)
+    log = simulate(scenario, args.policy, args.seed, progress=not args.no_progress)
+    run = analyse(log, service_level_t=args.service_level_t, stuck_after=args.stuck_after)
+    info = run.metrics["run"]
+    out = args.out or default_out(scenario_name(scenario), f"run-{info['policy']}-seed{info['seed']}")
+    write_run_report(run, out)
+    print(text_table(summary_table([run])))
+    print(f"report written to {out}/ (summary.md, summary.html, metrics.json, plots)")
+    return 0

@@ -1,15 +1,108 @@
-"""`chatlab sweep`: not built yet (see the open issues)."""
+"""``chatlab sweep SCENARIO --policies a,b --seeds 1-5 --set operators.count=3,4,5``: a grid of runs.
+
+Every combination of the ``--set`` values x policies x seeds is simulated; the result is a
+CSV with one row per run (the overrides, policy, seed and every metric, dotted names as in
+``metrics.json``), a summary CSV (mean and std over seeds) and a plot of the key metrics
+against the first swept field (or the policy when nothing is swept).
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from sim.statemachine import ChatLabError
+from chatlab.runner import (
+    add_metric_arguments,
+    check_metric_arguments,
+    default_out,
+    grid,
+    load_scenario,
+    override,
+    parse_seeds,
+    parse_set,
+    progress_bar,
+    scenario_name,
+    simulate,
+    with_duration,
+)
+
+HELP = "Simulate a scenario over a grid of parameters, seeds and policies."
+PLOTTED = (
+    ("assignment.repeat_rate", "repeat rate (share of assigns)"),
+    ("wait.p90_s", "p90 wait (s)"),
+    ("fairness.assignments_per_online_hour.jain", "Jain index (assignments per online h)"),
+    ("wait.abandonment_rate", "abandonment rate (share of chats)"),
+)
+SUMMARISED = (
+    "assignment.repeat_rate", "assignment.premature_rate", "fairness.assignments.gini",
+    "fairness.assignments_per_online_hour.jain", "wait.mean_s", "wait.p90_s", "wait.p99_s",
+    "wait.service_level", "wait.abandonment_rate", "health.queue_mean",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("scenario", metavar="SCENARIO", help="scenario name (see scenarios/) or path to a .toml file")
+    parser.add_argument("--policies", default="legacy,exclude_last", metavar="A,B,C",
+                        help="comma-separated policies (default: legacy,exclude_last)")
+    parser.add_argument("--seeds", default="1-3", metavar="SEEDS", help="seeds: N, A-B or a list like 1-5,9 (default 1-3)")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="FIELD=V1,V2",
+                        help="sweep a scenario field over values, e.g. operators.count=3,4,5 (repeatable: grid)")
+    parser.add_argument("--duration", type=float, default=None, metavar="S",
+                        help="simulate only this many scenario seconds (default: the scenario's duration)")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="output directory (default: reports/<scenario>/sweep)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_metric_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
-    raise ChatLabError("'sweep' is not implemented yet")
+    import pandas as pd
+
+    from chatlab.metrics import compute_metrics, flatten_metrics
+    from chatlab.plots import plot_sweep
+    from chatlab.report import markdown_table, text_table
+    from sim.policies import parse_policy_list
+
+    check_metric_arguments(args)
+    policies = parse_policy_list(args.policies)
+    seeds = parse_seeds(args.seeds)
+    sets = [parse_set(s) for s in args.sets]
+    base = with_duration(load_scenario(args.scenario), args.duration)
+    points = list(grid(sets, policies, seeds))
+    # Build every scenario variant first: a bad --set fails before hours of simulation.
+    variants = {p.overrides: override(base, dict(p.overrides)) for p in points}
+    rows = []
+    with progress_bar(len(points), "sweep", disable=args.no_progress) as bar:
+        for point in points:
+            bar.set_postfix_str(point.label)
+            log = simulate(variants[point.overrides], point.policy, point.seed)
+            metrics = compute_metrics(log, service_level_t=args.service_level_t, stuck_after=args.stuck_after)
+            rows.append({**dict(point.overrides), "policy": point.policy, "seed": metrics["run"]["seed"],
+                         **flatten_metrics(metrics)})
+            bar.update()
+    table = pd.DataFrame(rows)
+    out = args.out or default_out(scenario_name(base), "sweep")
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "sweep.csv", index=False)
+    keys = [f for f, _ in sets] + ["policy"]
+    summary = table.groupby(keys, sort=False)[list(SUMMARISED)].agg(["mean", "std"])
+    summary.columns = [f"{k}.{stat}" for k, stat in summary.columns]
+    summary.insert(0, "runs", table.groupby(keys, sort=False).size())
+    summary.reset_index().to_csv(out / "sweep_summary.csv", index=False)
+    x = sets[0][0] if sets else "policy"
+    if len(sets) > 1:  # other swept fields become part of the line label
+        table["group"] = table[[f for f, _ in sets[1:]] + ["policy"]].astype(str).agg(" ".join, axis=1)
+    else:
+        table["group"] = table["policy"]
+    plot_sweep(table, out / "sweep.png", x=x, metrics=PLOTTED, group="group",
+               title=f"Sweep of {scenario_name(base)} over {x}")
+    view = table.groupby(keys, sort=False)[[k for k, _ in PLOTTED]].mean()
+    view.columns = [label for _, label in PLOTTED]
+    shown = view.map(lambda v: "-" if pd.isna(v) else f"{v:.3g}")
+    shown.index = [" ".join(map(str, i)) if isinstance(i, tuple) else str(i) for i in shown.index]
+    shown.index.name = " ".join(keys)
+    print(text_table(shown))
+    (out / "sweep.md").write_text(f"# Sweep of {scenario_name(base)}\n\nMeans over seeds {args.seeds}.\n\n"
+                                  + markdown_table(shown) + "\n\n![sweep](sweep.png)\n")
+    print(f"sweep of {len(points)} runs written to {out}/ (sweep.csv, sweep_summary.csv, sweep.png, sweep.md)")
+    return 0

@@ -1,0 +1,140 @@
+"""The CI gate: bounds, PASS/FAIL lines with margins, and exit codes 0 / 1 / 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chatlab import metrics as M
+from chatlab.gate import Bound, Check, GateError, evaluate, make_bounds
+from chatlab.report import write_comparison_report, write_run_report
+from test_report import fixed_like, legacy_like
+
+ROOT = Path(__file__).resolve().parents[1]
+CHATLAB = [sys.executable, "-m", "chatlab.cli"]
+
+
+def chatlab(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CHATLAB, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def sim_available() -> bool:
+    try:
+        import sim.model  # noqa: F401
+        import sim.scenario  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# ----------------------------------------------------------------- bounds
+
+
+def test_max_bound_pass_fail_and_margin() -> None:
+    bound = Bound("repeat_rate", "assignment.repeat_rate", "max", 0.0, "%")
+    ok, bad = Check("a", bound, 0.0), Check("b", bound, 0.25)
+    assert ok.passed and ok.excess == 0.0 and ok.line().startswith("PASS")
+    assert not bad.passed and bad.excess == pytest.approx(0.25)
+    assert bad.line() == "FAIL  b: repeat_rate = 25% (bound <= 0%): 25% over the bound"
+
+
+def test_min_bound_and_unmeasurable_value() -> None:
+    bound = Bound("jain", "fairness.assignments_per_online_hour.jain", "min", 0.9)
+    low = Check("r", bound, 0.85)
+    assert not low.passed and low.excess == pytest.approx(0.05) and "0.05 under the bound" in low.line()
+    assert Check("r", bound, 0.95).passed
+    missing = Check("r", bound, None)
+    assert not missing.passed and "not measurable" in missing.line()
+
+
+def test_make_bounds_validates_ranges() -> None:
+    bounds = make_bounds({"max_repeat_rate": 0.0, "max_p99_wait": 120.0, "min_jain": None})
+    assert [(b.key, b.kind, b.limit) for b in bounds] == [("assignment.repeat_rate", "max", 0.0), ("wait.p99_s", "max", 120.0)]
+    with pytest.raises(GateError, match="--min-jain must be between 0 and 1"):
+        make_bounds({"min_jain": 1.5})
+    with pytest.raises(GateError, match="--max-repeat-rate"):
+        make_bounds({"max_repeat_rate": -0.1})
+    with pytest.raises(GateError, match="no bound"):
+        evaluate([M.analyse(fixed_like())], [])
+
+
+def test_evaluate_on_hand_built_runs() -> None:
+    bounds = make_bounds({"max_repeat_rate": 0.0, "max_premature_rate": 0.0})
+    assert evaluate([M.analyse(fixed_like())], bounds).exit_code == 0
+    result = evaluate([M.analyse(fixed_like()), M.analyse(legacy_like())], bounds)
+    assert result.exit_code == 1
+    assert [c.passed for c in result.checks] == [True, True, False, False]
+    assert result.lines()[-1] == "gate FAILED: 2 of 4 checks"
+
+
+# ----------------------------------------------------------------- the command on saved logs
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("gate")
+    write_run_report(M.analyse(legacy_like()), root / "legacy", plots=False)
+    write_run_report(M.analyse(fixed_like()), root / "fixed", plots=False)
+    write_comparison_report([M.analyse(legacy_like()), M.analyse(fixed_like())], root / "both", sub_reports=True)
+    return {"legacy": root / "legacy", "fixed": root / "fixed", "both": root / "both"}
+
+
+def test_gate_exit_0_on_fixed_log(saved: dict[str, Path]) -> None:
+    res = chatlab("gate", str(saved["fixed"] / "events.parquet"), "--max-premature-rate", "0", "--min-jain", "0.9")
+    assert res.returncode == 0, res.stdout + res.stderr
+    lines = res.stdout.strip().splitlines()
+    assert [ln.split()[0] for ln in lines[:-1]] == ["PASS", "PASS", "PASS"]
+    assert lines[-1] == "gate PASSED"
+
+
+def test_gate_exit_1_on_legacy_log_with_value_bound_and_margin(saved: dict[str, Path]) -> None:
+    res = chatlab("gate", str(saved["legacy"] / "events.csv"))
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "FAIL" in res.stdout and "repeat_rate = 50% (bound <= 0%): 50% over the bound" in res.stdout
+
+
+def test_gate_checks_every_run_of_a_comparison_dir(saved: dict[str, Path]) -> None:
+    res = chatlab("gate", str(saved["both"]), str(saved["fixed"]))
+    assert res.returncode == 1
+    assert res.stdout.count("PASS") == 2 and res.stdout.count("FAIL ") == 1
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["no_such_scenario_xyz"], "no_such_scenario_xyz"),
+        (["/nonexistent/events.parquet"], "/nonexistent/events.parquet"),
+        (["FIXED", "--min-jain", "2"], "--min-jain must be between 0 and 1"),
+    ],
+)
+def test_gate_bad_input_exit_2_one_line(saved: dict[str, Path], args: list[str], message: str) -> None:
+    args = [str(saved["fixed"]) if a == "FIXED" else a for a in args]
+    res = chatlab("gate", *args)
+    assert res.returncode == 2, res.stdout + res.stderr
+    err = res.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("chatlab gate: error:") and message in err[0], res.stderr
+    assert "Traceback" not in res.stderr and res.stdout == ""
+
+
+def test_gate_unreadable_log_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "events.parquet"
+    bad.write_bytes(b"this is not parquet")
+    res = chatlab("gate", str(bad))
+    assert res.returncode == 2 and "cannot read event log" in res.stderr and "Traceback" not in res.stderr
+
+
+# ----------------------------------------------------------------- the command on simulated scenarios
+
+
+@pytest.mark.skipif(not sim_available(), reason="sim.model / sim.scenario not built yet")
+def test_gate_fails_legacy_and_passes_exclude_last_on_baseline() -> None:
+    common = ["--seed", "1", "--duration", "3600", "--no-progress", "--max-premature-rate", "0"]
+    legacy = chatlab("gate", "baseline", "--policy", "legacy", *common)
+    assert legacy.returncode == 1, legacy.stdout + legacy.stderr
+    assert "FAIL" in legacy.stdout and "repeat_rate" in legacy.stdout
+    fixed = chatlab("gate", "baseline", "--policy", "exclude_last", *common)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "gate PASSED" in fixed.stdout
