@@ -1,0 +1,194 @@
+"""The SQL system and the Python reference are the same machine.
+
+* Transitions: for EVERY (state, event) pair and both legacy flags, ``chat_next_state``
+  and the guard trigger on ``chats`` accept exactly what ``sim.statemachine`` accepts,
+  and lead to the same state.
+* Policies: on random states built through the SQL functions, ``assign_chat_to_operator``
+  picks the same chat as ``sim.policies.make_policy(name).pick(read_snapshot(...), op)``
+  for all seven policies and every operator.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chatlab.db.client import ChatDB
+from chatlab.db.errors import ChatCompleted, IllegalTransitionError
+from chatlab.db.snapshot import read_snapshot
+from sim.policies import POLICY_NAMES, make_policy
+from sim.statemachine import TRANSITIONS, Event, State, is_legal, next_state
+
+PAIRS = list(itertools.product(State, Event))
+
+
+def test_transition_table_in_sql_equals_python(db):
+    rows = db._rows("SELECT state, event, next_state, legacy_only FROM chat_transitions")
+    sql_table = {(State(s), Event(e)): (State(n), bool(lo)) for s, e, n, lo in rows}
+    py_table = {k: (t.target, t.legacy_only) for k, t in TRANSITIONS.items()}
+    assert sql_table == py_table
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+@pytest.mark.parametrize(("state", "event"), PAIRS, ids=[f"{s.value}-{e.value}" for s, e in PAIRS])
+def test_chat_next_state_agrees(db, state, event, legacy):
+    if is_legal(state, event, legacy=legacy):
+        assert db.chat_next_state(state, event, legacy) == next_state(state, event, legacy=legacy)
+    else:
+        expected = ChatCompleted if state is State.COMPLETED else IllegalTransitionError
+        with pytest.raises(expected) as info:
+            db.chat_next_state(state, event, legacy)
+        assert info.value.state is state and info.value.event is event
+
+
+def _chat_in(db: ChatDB, state: State) -> tuple[int, int]:
+    """A chat in ``state`` built through the functions; returns (chat, operator)."""
+    op = db.create_operator("x", max_chats=5)
+    chat = db.real_user_message(1, "hi")
+    if state in (State.ASSIGNED, State.WAITING_REAL_USER_REPLY):
+        assert db.assign_chat_to_operator(op) == chat
+    if state is State.WAITING_REAL_USER_REPLY:
+        db.operator_message(op, chat, "answer")
+    if state is State.COMPLETED:
+        db.end_chat(chat)
+    assert db.state_of(chat) is state
+    return chat, op
+
+
+_COLUMNS_FOR = {  # a row consistent with each target state, so only the trigger can object
+    State.WAITING_ASSIGNMENT: "assigned_operator_id = NULL, is_active = true",
+    State.ASSIGNED: "assigned_operator_id = %(op)s, is_active = true",
+    State.WAITING_REAL_USER_REPLY: ("assigned_operator_id = NULL, is_active = true, last_operator_id = %(op)s, "
+                                    "operator_replied_at = coalesce(operator_replied_at, now())"),
+    State.COMPLETED: "assigned_operator_id = NULL, is_active = false",
+}
+
+
+def _trigger_accepts(db: ChatDB, chat: int, op: int, event: Event | None, legacy: bool, target: State) -> bool:
+    query = f"UPDATE chats SET chat_state = %(target)s, {_COLUMNS_FOR[target]} WHERE id = %(chat)s"
+    try:
+        with db.conn.transaction():
+            db.conn.execute("SELECT set_config('chatlab.event', %s, true), set_config('chatlab.legacy', %s, true)",
+                            ("" if event is None else event.value, "on" if legacy else "off"))
+            db.conn.execute(query.encode(), {"target": target.value, "op": op, "chat": chat})
+            raise psycopg.Rollback()
+    except psycopg.Error as exc:
+        if exc.sqlstate != "CL004":
+            raise
+        return False
+    return True
+
+
+@pytest.mark.parametrize("state", list(State), ids=[s.value for s in State])
+def test_trigger_agrees_for_every_event_and_target(db, state):
+    chat, op = _chat_in(db, state)
+    for event, legacy, target in itertools.product(Event, [False, True], State):
+        legal = is_legal(state, event, legacy=legacy) and next_state(state, event, legacy=legacy) is target
+        assert _trigger_accepts(db, chat, op, event, legacy, target) == legal, (state, event, legacy, target)
+    # Without an announced event a hand-written UPDATE may only make a non-legacy move.
+    for target in State:
+        moves = {t.target for t in TRANSITIONS.values() if t.source is state and not t.legacy_only}
+        assert _trigger_accepts(db, chat, op, None, False, target) == (target is state or target in moves)
+    assert db.state_of(chat) is state  # every attempt was rolled back
+
+
+def test_trigger_rejects_new_chat_not_waiting(db):
+    with pytest.raises(psycopg.Error) as info:
+        db.conn.execute("INSERT INTO chats (real_user_id, chat_state, waiting_since, is_active) "
+                        "VALUES (1, 'completed', now(), false)")
+    assert info.value.sqlstate == "CL004"
+
+
+# -- policies -------------------------------------------------------------------------
+
+STEP = st.tuples(st.sampled_from(["new", "assign", "legacy_assign", "reply", "unassign", "user_reply",
+                                  "end", "tick", "touch", "offline", "online"]),
+                 st.integers(0, 50), st.integers(0, 400))
+
+
+def _reset(db: ChatDB) -> None:
+    db.conn.execute("TRUNCATE chat_events, chat_assignments, messages, chats, operators RESTART IDENTITY")
+
+
+def _build(db: ChatDB, operators: list[tuple[int, bool]], steps: list[tuple[str, int, int]]) -> list[int]:
+    """Apply random but valid operations; returns operator ids."""
+    t = 0
+    db.set_clock(t)
+    ops = [db.create_operator(f"op{i}", max_chats=m) for i, (m, _) in enumerate(operators)]
+    for op, (_, online) in zip(ops, operators):
+        if not online:
+            db.set_operator_online(op, False)
+    user = itertools.count(1)
+    for kind, a, dt in steps:
+        op = ops[a % len(ops)]
+        chats = db.chats()
+        held = [c["id"] for c in chats if c["assigned_operator_id"] == op]
+        if kind == "tick":
+            t += dt
+            db.set_clock(t)
+        elif kind == "new":
+            db.real_user_message(next(user), "hello")
+        elif kind in ("assign", "legacy_assign"):
+            db.assign_chat_to_operator(op, "legacy" if kind == "legacy_assign" else "exclude_last")
+        elif kind == "reply" and held:
+            db.operator_message(op, held[a % len(held)], "answer")
+        elif kind == "unassign" and held:
+            db.unassign_chat(op, held[a % len(held)])
+        elif kind == "user_reply":
+            waiting = [c for c in chats if c["chat_state"] == "waiting_real_user_reply"]
+            if waiting:
+                c = waiting[a % len(waiting)]
+                db.real_user_message(c["real_user_id"], "more", c["id"])
+        elif kind == "end":
+            open_ = [c["id"] for c in chats if c["chat_state"] != "completed"]
+            if open_:
+                db.end_chat(open_[a % len(open_)], "resolved")
+        elif kind == "touch":
+            db.touch_operator(op)
+        elif kind in ("offline", "online"):
+            db.set_operator_online(op, kind == "online")
+    return ops
+
+
+def _sql_pick(db: ChatDB, op: int, policy: str, fallback_after: float, salt: int) -> int | None:
+    with db.conn.transaction(force_rollback=True):
+        return db.assign_chat_to_operator(op, policy, fallback_after, salt)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                    HealthCheck.too_slow])
+@given(operators=st.lists(st.tuples(st.integers(1, 3), st.booleans()), min_size=1, max_size=4),
+       steps=st.lists(STEP, min_size=0, max_size=30),
+       salt=st.integers(-(2**40), 2**40),
+       fallback_after=st.sampled_from([0.0, 30.0, 300.0]))
+def test_every_policy_picks_the_same_chat_as_python(db, operators, steps, salt, fallback_after):
+    _reset(db)
+    ops = _build(db, operators, steps)
+    snapshot = read_snapshot(db, salt=salt)
+    for name in POLICY_NAMES:
+        params = {"fallback_after": fallback_after} if name == "exclude_last_fallback" else {}
+        policy = make_policy(name, **params)
+        for op in ops:
+            expected = policy.pick(snapshot, op)
+            assert _sql_pick(db, op, name, fallback_after, salt) == expected, (name, op, snapshot)
+    assert read_snapshot(db, salt=salt) == snapshot  # the picks were rolled back
+
+
+def test_policy_agreement_covers_contention(db):
+    """A hand-built case where operator-ordered policies differ from exclude_last."""
+    db.set_clock(0)
+    a, b = db.create_operator("a"), db.create_operator("b")
+    c1 = db.real_user_message(1, "x")
+    db.set_clock(10)
+    c2 = db.real_user_message(2, "y")
+    db.set_clock(20)
+    assert db.assign_chat_to_operator(a) == c1  # a was assigned recently; b never
+    db.unassign_chat(a, c1)                      # c1 back in the queue, last operator a
+    snapshot = read_snapshot(db)
+    # round robin: b (never assigned) goes first and takes c1; a gets c2
+    assert make_policy("round_robin").pick(snapshot, a) == c2 == _sql_pick(db, a, "round_robin", 300, 0)
+    assert make_policy("round_robin").pick(snapshot, b) == c1 == _sql_pick(db, b, "round_robin", 300, 0)
