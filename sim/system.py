@@ -51,16 +51,20 @@ call changes several things, chat rows come first (in chat-id order), then the o
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from sim.eventlog import EventLogBuilder, OperatorEvent
-from sim.policies import ChatView, OperatorView, Policy, Snapshot, make_policy
+from sim.policies import POLICY_NAMES, ChatView, OperatorView, Policy, Snapshot, make_policy
 from sim.statemachine import ChatLabError, Event, IllegalTransition, State, next_state
 
 _WA, _AS, _WR, _DONE = State.WAITING_ASSIGNMENT, State.ASSIGNED, State.WAITING_REAL_USER_REPLY, State.COMPLETED
 #: States a chat can be picked from by some policy (legacy includes the reply-waiting one).
 _QUEUE_STATES = frozenset({_WA, _WR})
+#: Built-in policies whose eligibility is limited to waiting_assignment (the seed's fix rule).
+_FIX_ONLY_POLICIES = frozenset(
+    type(make_policy(name)) for name in POLICY_NAMES if not make_policy(name).legacy
+)
 
 
 # --------------------------------------------------------------------------- errors
@@ -166,6 +170,7 @@ class ChatSystem:
         self.history: list[AssignmentRecord] = []
         self._open_history: dict[int, AssignmentRecord] = {}
         self._queue: dict[int, Chat] = {}  # chats in waiting_assignment / waiting_real_user_reply
+        self._waiting = 0  # how many of them are in waiting_assignment
         self._policies: dict[str, Policy] = {}
         self._next_chat = 1
 
@@ -208,6 +213,7 @@ class ChatSystem:
         source = chat.state
         target = next_state(source, event, chat_id=chat.id, legacy=legacy)
         chat.state = target
+        self._waiting += (target is _WA) - (source is _WA)
         if target in _QUEUE_STATES:
             self._queue[chat.id] = chat
         else:
@@ -297,6 +303,7 @@ class ChatSystem:
             self._next_chat += 1
             self.chats[chat.id] = chat
             self._queue[chat.id] = chat
+            self._waiting += 1
             self.log.record(t, Event.USER_MESSAGE, chat_id=chat.id, to_state=_WA)
             return chat.id
         chat = self._chat(chat_id)
@@ -327,14 +334,21 @@ class ChatSystem:
 
     # ----------------------------------------------------------------- operators at work
 
-    def snapshot(self, now: float | None = None, salt: int = 0, *, queue_only: bool = False) -> Snapshot:
+    def snapshot(self, now: float | None = None, salt: int = 0, *, queue_only: bool = False,
+                 waiting_only: bool = False) -> Snapshot:
         """What a policy sees: open chats (id order) and all operators (id order).
 
-        ``queue_only`` leaves out ``assigned`` chats, which no policy can pick; the answer of
-        every policy is the same either way, it is just cheaper.
+        ``queue_only`` leaves out ``assigned`` chats, which no policy can pick, and
+        ``waiting_only`` also the chats waiting for their user, which only ``legacy`` can
+        pick; the answer of the policies concerned is the same either way, just cheaper.
         """
         t = self.now if now is None else float(now)
-        chats = self._queue.values() if queue_only else (c for c in self.chats.values() if c.state is not _DONE)
+        if waiting_only:
+            chats: Iterable[Chat] = (c for c in self._queue.values() if c.state is _WA)
+        elif queue_only:
+            chats = self._queue.values()
+        else:
+            chats = (c for c in self.chats.values() if c.state is not _DONE)
         return Snapshot(
             now=t,
             chats=tuple(sorted((c.view() for c in chats), key=lambda v: v.chat_id)),
@@ -353,7 +367,13 @@ class ChatSystem:
         t = self._tick(now)
         if not op.has_capacity or not self._queue:
             return None
-        chat_id = pol.pick(self.snapshot(t, salt, queue_only=True), operator_id)
+        # The built-in fix policies only ever pick waiting_assignment chats, so they are shown
+        # only those (same answer, less work).  Any other policy sees the whole queue, so a
+        # wrong pick still ends in a loud IllegalTransition below.
+        fix_only = type(pol) in _FIX_ONLY_POLICIES
+        if fix_only and not self._waiting:
+            return None
+        chat_id = pol.pick(self.snapshot(t, salt, queue_only=True, waiting_only=fix_only), operator_id)
         if chat_id is None:
             return None
         chat = self.chats[chat_id]
@@ -455,7 +475,7 @@ class ChatSystem:
 
     def queue_length(self) -> int:
         """Chats in ``waiting_assignment``."""
-        return sum(1 for c in self._queue.values() if c.state is _WA)
+        return self._waiting
 
     def has_waiting(self) -> bool:
         """True when some chat is in a state some policy could assign from."""

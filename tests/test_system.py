@@ -204,6 +204,7 @@ def test_a_policy_breaking_the_state_machine_fails_loudly() -> None:
     chat = system.real_user_message(1, now=0.0)
     system.assign(1, "exclude_last", now=1.0)
     system.operator_message(1, chat, now=2.0)
+    system.real_user_message(2, now=2.5)  # a waiting chat, younger than the replied one
     before = len(system.log)
     with pytest.raises(IllegalTransition, match="legacy"):
         system.assign(1, _Broken(), now=3.0)
@@ -253,7 +254,9 @@ def test_random_call_sequences_keep_the_invariants(calls) -> None:
             elif kind == "msg":
                 system.real_user_message(system.chats[chat].real_user_id if chat in system.chats else 1, "m", chat, now=t)
             elif kind == "assign":
-                system.assign(op, make_policy(policy), now=t, salt=chat)
+                pol = make_policy(policy)
+                expected = pol.pick(system.snapshot(t, chat), op) if op in system.operators else None
+                assert system.assign(op, pol, now=t, salt=chat) == expected  # the full snapshot's answer
             elif kind == "reply":
                 system.operator_message(op, chat, now=t)
             elif kind == "unassign":
