@@ -65,7 +65,7 @@ LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
 BEGIN
-    IF p_value IS NULL OR length(btrim(p_value)) = 0 THEN
+    IF p_value IS NULL OR p_value !~ '\S' THEN  -- empty or only whitespace
         RAISE EXCEPTION '% must not be empty', p_what USING ERRCODE = 'CL006';
     END IF;
     IF length(p_value) > p_max THEN
