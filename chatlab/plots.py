@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from chatlab.metrics import ALL_STATES, OPEN_STATES, Analysis, lorenz_curve, wait_cdf
+from chatlab.metrics import ALL_STATES, OPEN_STATES, Analysis, gini, lorenz_curve, wait_cdf
 
 #: File name -> plotting function, in the order reports show them.
 PLOT_FILES: dict[str, str] = {
@@ -63,8 +63,9 @@ def plot_lorenz(runs: Sequence[Analysis], path: Path) -> Path:
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], color="black", linestyle="--", linewidth=1, label="perfect equality")
     for run in runs:
-        x, y = lorenz_curve(run.per_operator["assignments"])
-        g = run.metrics["fairness"]["assignments"]["gini"]
+        values = run.per_operator["assignments"].to_numpy(dtype="float64")
+        x, y = lorenz_curve(values)
+        g = gini(values)  # of the plotted counts (pooled over seeds for a multi-seed column)
         ax.plot(x, y, marker="o", markersize=3, label=f"{run.label} (Gini {g:.3f})" if g is not None else run.label)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
@@ -116,6 +117,7 @@ def plot_wait_cdf(runs: Sequence[Analysis], path: Path) -> Path:
         ax.set_xscale("symlog", linthresh=1.0)
         ax.set_xlabel("wait for assignment (s, symlog scale)")
     ax.set_ylim(0, 1.02)
+    ax.set_xlim(left=0.0)  # waits are never negative (symlog would show a mirrored empty half)
     if ax.get_xscale() == "linear":
         ax.set_xlabel("wait for assignment (s)")
     ax.set_ylabel("share of served waits ≤ x")

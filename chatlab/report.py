@@ -14,9 +14,12 @@ Layout of a **run report** (``chatlab run``, ``chatlab report LOG``)::
 
 A **comparison report** (``chatlab compare``) has the same top-level files for all runs
 side by side (``metrics.json`` is ``{"schema_version", "kind": "comparison", "labels",
-"runs": {label: metrics}}``, CSVs gain a ``label`` column) and one run report per run in a
-sub-directory named after its label (without plots, to keep compare fast).  Every report
-can be rebuilt from its event logs with ``chatlab report DIR``.
+"subdirs", "runs": {label: metrics}}``, CSVs gain a ``label`` column) and one run report per
+run in a sub-directory named after its label (without plots, to keep compare fast).  With
+several seeds per label (``compare --seeds``) the columns are means ± std over seeds,
+``runs`` holds the means, ``std`` the spreads, ``seeds`` and ``per_seed`` every seed's
+metrics, and the sub-directories are ``<label>-seed<N>``.  Every report can be rebuilt from
+its event logs with ``chatlab report DIR``.
 """
 
 from __future__ import annotations
@@ -86,6 +89,17 @@ SUMMARY_ROWS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+#: The shorter table ``chatlab compare`` prints in the terminal (the full one is in summary.md).
+TERMINAL_ROWS: tuple[tuple[str, str, str], ...] = tuple(
+    r for r in SUMMARY_ROWS if r[0] in (
+        "counts.chats", "counts.assignments", "assignment.repeat", "assignment.repeat_rate",
+        "assignment.premature_rate", "fairness.assignments.gini", "fairness.assignments_per_online_hour.jain",
+        "wait.mean_s", "wait.p90_s", "wait.p99_s", "wait.service_level", "wait.abandonment_rate",
+        "health.stuck_chats", "health.idle_false_positives", "health.queue_mean",
+    )
+)
+
+
 class ReportError(InvalidEventLog):
     """A report source that cannot be read (no event log where one was expected)."""
 
@@ -108,16 +122,40 @@ def format_value(value: Any, fmt: str) -> str:
     return f"{float(value):.{int(fmt)}f}"
 
 
+def format_spread(mean: Any, std: Any, fmt: str) -> str:
+    """A cell of a multi-seed table: ``mean ± std`` (counts get one decimal when not whole)."""
+    if fmt == "d" and mean is not None and float(mean) != int(float(mean)):
+        fmt = "1"
+    text = format_value(mean, fmt)
+    if std is None or text == "-" or fmt == "s":
+        return text
+    return f"{text} ± {format_value(std, '1' if fmt == 'd' else fmt)}"
+
+
 def summary_table(runs: Sequence[Analysis], rows: Sequence[tuple[str, str, str]] = SUMMARY_ROWS) -> pd.DataFrame:
-    """Key metrics as formatted strings: one row per metric, one column per run."""
+    """Key metrics as formatted strings: one row per metric, one column per run.
+
+    A run pooled over seeds (``run.spread`` set) shows ``mean ± std`` and its seeds.
+    """
     data = {}
     for run in runs:
         col = []
         for key, _, fmt in rows:
             try:
-                col.append(format_value(get_metric(run.metrics, key), fmt))
+                value = get_metric(run.metrics, key)
             except KeyError:
                 col.append("-")
+                continue
+            if key == "run.seed" and run.seeds:
+                col.append(",".join(map(str, run.seeds)))
+            elif run.spread is not None:
+                try:
+                    std = get_metric(run.spread, key)
+                except KeyError:
+                    std = None
+                col.append(format_spread(value, std, fmt))
+            else:
+                col.append(format_value(value, fmt))
         data[run.label] = col
     frame = pd.DataFrame(data, index=[label for _, label, _ in rows])
     frame.index.name = "metric"
@@ -204,7 +242,8 @@ def find_logs(path: Path) -> list[Path]:
     meta = path / "metrics.json"
     if meta.is_file():
         try:
-            order = [slug(label) for label in json.loads(meta.read_text()).get("labels", [])]
+            info = json.loads(meta.read_text())
+            order = list(info.get("subdirs") or [slug(label) for label in info.get("labels", [])])
         except (OSError, ValueError, AttributeError):
             order = []
     found: list[Path] = []
@@ -223,15 +262,15 @@ def load_runs(path: Path, *, service_level_t: float = DEFAULT_SERVICE_LEVEL_T,
               stuck_after: float | None = None) -> list[Analysis]:
     """Analyse every event log behind ``path`` (see :func:`find_logs`); labels are made unique."""
     runs: list[Analysis] = []
-    seen: set[str] = set()
+    seen: set[tuple[str, Any]] = set()
     for log_path in find_logs(path):
         log, label = load_log(log_path)
         run = analyse(log, label=label, service_level_t=service_level_t, stuck_after=stuck_after)
-        name = run.label
-        if name in seen:
-            name = f"{name} [{log_path.parent.name}]"
-            run = dataclasses.replace(run, label=name)
-        seen.add(name)
+        key = (run.label, run.metrics["run"]["seed"])
+        if key in seen:  # same label and seed twice (e.g. two load tests): keep both, apart
+            run = dataclasses.replace(run, label=f"{run.label} [{log_path.parent.name}]")
+            key = (run.label, key[1])
+        seen.add(key)
         runs.append(run)
     return runs
 
@@ -306,32 +345,66 @@ def write_run_report(run: Analysis, out_dir: Path, *, plots: bool = True, title:
     return out_dir
 
 
+def group_by_label(runs: Sequence[Analysis]) -> dict[str, list[Analysis]]:
+    """Runs grouped by label in first-seen order; a repeated label must have distinct seeds."""
+    groups: dict[str, list[Analysis]] = {}
+    for run in runs:
+        groups.setdefault(run.label, []).append(run)
+    for label, members in groups.items():
+        seeds = [m.metrics["run"]["seed"] for m in members]
+        if len(members) > 1 and (None in seeds or len(set(seeds)) != len(seeds)):
+            raise ReportError(f"run labels must be unique in a comparison (or differ by seed), "
+                              f"got {len(members)} runs labelled {label!r} with seeds {seeds}")
+    return groups
+
+
+def pooled_runs(runs: Sequence[Analysis]) -> list[Analysis]:
+    """One analysis per label (seeds of a label pooled, see :mod:`chatlab.pooling`)."""
+    from chatlab.pooling import pool
+
+    return [pool(label, members) for label, members in group_by_label(runs).items()]
+
+
 def write_comparison_report(runs: Sequence[Analysis], out_dir: Path, *, title: str | None = None,
                             sub_reports: bool = True) -> Path:
-    """Write a side-by-side report of several runs (plus one sub-report each); return the dir."""
+    """Write a side-by-side report of several runs (plus one sub-report each); return the dir.
+
+    Runs sharing a label are seeds of one policy: the tables and plots show one column per
+    label (mean ± std over its seeds, see :mod:`chatlab.pooling`), ``metrics.json`` gains
+    ``seeds``, ``std`` and ``per_seed``, and each seed gets its own sub-report.
+    """
     if not runs:
         raise ReportError("nothing to report: no runs")
     out_dir = Path(out_dir)
+    groups = group_by_label(runs)
+    multi = any(len(g) > 1 for g in groups.values())
+    labels = list(groups)
     out_dir.mkdir(parents=True, exist_ok=True)
-    labels = [r.label for r in runs]
-    if len(set(labels)) != len(labels):
-        raise ReportError(f"run labels must be unique in a comparison, got {labels}")
     subdirs = []
     if sub_reports:
         for run in runs:
-            sub = out_dir / slug(run.label)
-            write_run_report(run, sub, plots=False)
-            subdirs.append(sub.name)
-    _json_dump({"schema_version": runs[0].metrics["schema_version"], "kind": "comparison", "labels": labels,
-                "runs": {r.label: r.metrics for r in runs}}, out_dir / "metrics.json")
+            name = slug(f"{run.label}-seed{run.metrics['run']['seed']}" if multi else run.label)
+            write_run_report(run, out_dir / name, plots=False)
+            subdirs.append(name)
+    shown = pooled_runs(runs)
+    meta: dict[str, Any] = {"schema_version": runs[0].metrics["schema_version"], "kind": "comparison",
+                            "labels": labels, "subdirs": subdirs, "runs": {r.label: r.metrics for r in shown}}
+    if multi:
+        meta["seeds"] = {label: [m.metrics["run"]["seed"] for m in g] for label, g in groups.items()}
+        meta["std"] = {r.label: r.spread for r in shown if r.spread is not None}
+        meta["per_seed"] = {label: {str(m.metrics["run"]["seed"]): m.metrics for m in g} for label, g in groups.items()}
+    _json_dump(meta, out_dir / "metrics.json")
     pd.DataFrame([{"label": r.label, **flatten_metrics(r.metrics)} for r in runs]).to_csv(out_dir / "metrics.csv", index=False)
-    pd.concat([r.per_operator.assign(label=r.label) for r in runs], ignore_index=True).to_csv(
+    pd.concat([r.per_operator.assign(label=r.label) for r in shown], ignore_index=True).to_csv(
         out_dir / "per_operator.csv", index=False)
-    images = [p.name for p in write_plots(runs, out_dir)]
+    images = [p.name for p in write_plots(shown, out_dir)]
     scenario = runs[0].metrics["run"].get("scenario")
     title = title or f"Policy comparison: {scenario or 'event logs'}"
-    (out_dir / "summary.md").write_text(_markdown(title, runs, images, None, subdirs))
-    (out_dir / "summary.html").write_text(_html(title, runs, images, None, subdirs))
+    if multi:
+        seeds = sorted({s for g in groups.values() for s in (m.metrics["run"]["seed"] for m in g) if s is not None})
+        title += f" (mean ± std over seeds {', '.join(map(str, seeds))})"
+    (out_dir / "summary.md").write_text(_markdown(title, shown, images, None, subdirs))
+    (out_dir / "summary.html").write_text(_html(title, shown, images, None, subdirs))
     return out_dir
 
 

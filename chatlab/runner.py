@@ -38,8 +38,13 @@ def add_metric_arguments(parser: argparse.ArgumentParser) -> None:
                         help="an assigned chat older than this is stuck (default: the scenario's, else 3600 s)")
 
 
-def add_simulation_arguments(parser: argparse.ArgumentParser, *, seed_help: str = "random seed (default: the scenario's)") -> None:
+def add_simulation_arguments(parser: argparse.ArgumentParser, *, seed_help: str = "random seed (default: the scenario's)",
+                             multi_seed: bool = False) -> None:
     parser.add_argument("--seed", type=int, default=None, metavar="N", help=seed_help)
+    if multi_seed:
+        parser.add_argument("--seeds", default=None, metavar="SEEDS",
+                            help="several seeds: N, A-B or a list like 1-5,9 (every run is repeated per seed; "
+                                 "tables show the mean ± std over seeds)")
     parser.add_argument("--duration", type=float, default=None, metavar="S",
                         help="simulate only this many scenario seconds (default: the scenario's duration)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -67,6 +72,16 @@ def parse_seeds(text: str) -> list[int]:
             raise UsageError(f"--seeds: range {part!r} is too large (more than 10000 seeds)")
         seeds.extend(range(lo, hi + 1))
     return list(dict.fromkeys(seeds))
+
+
+def resolve_seeds(args: argparse.Namespace) -> list[int | None]:
+    """The seeds a command runs: ``--seeds`` (a list), else ``[--seed]`` (``None`` = the scenario's)."""
+    seeds_text = getattr(args, "seeds", None)
+    if seeds_text is not None:
+        if args.seed is not None:
+            raise UsageError("give either --seed or --seeds, not both")
+        return list(parse_seeds(seeds_text))
+    return [args.seed]
 
 
 def _scalar(text: str) -> Any:

@@ -99,7 +99,18 @@ def test_gate_exit_1_on_legacy_log_with_value_bound_and_margin(saved: dict[str, 
 def test_gate_checks_every_run_of_a_comparison_dir(saved: dict[str, Path]) -> None:
     res = chatlab("gate", str(saved["both"]), str(saved["fixed"]))
     assert res.returncode == 1
-    assert res.stdout.count("PASS") == 2 and res.stdout.count("FAIL ") == 1
+    # repeat and premature bounds are on by default: legacy fails both, the fixed run (twice) passes both
+    assert res.stdout.count("PASS") == 4 and res.stdout.count("FAIL ") == 2
+    assert "[legacy, seed 7]: repeat_rate = 50%" in res.stdout
+
+
+def test_gate_bound_can_be_switched_off(saved: dict[str, Path]) -> None:
+    res = chatlab("gate", str(saved["legacy"]), "--max-repeat-rate", "off", "--max-premature-rate", "off",
+                  "--min-jain", "0.1")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.count("PASS ") == 1 and "repeat_rate" not in res.stdout
+    res = chatlab("gate", str(saved["legacy"]), "--max-premature-rate", "off")
+    assert res.returncode == 1 and "premature_rate" not in res.stdout
 
 
 @pytest.mark.parametrize(

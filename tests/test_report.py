@@ -121,6 +121,73 @@ def test_tables() -> None:
     assert md[0].startswith("| metric | legacy | exclude_last |") and md[1] == "|---|---|---|"
 
 
+# ----------------------------------------------------------------- several seeds per policy
+
+
+def seeded(log: pd.DataFrame, seed: int) -> pd.DataFrame:
+    log = log.copy()
+    log.attrs = {**log.attrs, "seed": seed}
+    return log
+
+
+def test_pooling_means_std_and_summed_operators() -> None:
+    from chatlab.pooling import pool
+
+    # seed 1: 2 chats each for ops 1, 2; seed 2: op 1 takes 4, op 2 none
+    a = M.analyse(seeded(fixed_like(), 1))
+    b_log = served_chats({1: 4}, gap=100.0).log(duration=600.0, scenario="hand", policy="exclude_last", seed=2,
+                                                 source="sim", operators=[1, 2])
+    b = M.analyse(b_log)
+    p = pool("exclude_last", [a, b])
+    assert p.seeds == (1, 2) and p.metrics["run"]["seed"] is None
+    ga, gb = a.metrics["fairness"]["assignments"]["gini"], b.metrics["fairness"]["assignments"]["gini"]
+    assert (ga, gb) == (pytest.approx(0.0), pytest.approx(0.5))
+    assert p.metrics["fairness"]["assignments"]["gini"] == pytest.approx(0.25)
+    assert p.spread["fairness"]["assignments"]["gini"] == pytest.approx(0.25)  # population std of (0, .5)
+    assert p.metrics["counts"]["assignments"] == pytest.approx(4.0) and p.spread["counts"]["assignments"] == 0.0
+    assert p.metrics["fairness"]["assignments"]["max_min_ratio"] == pytest.approx(1.0)  # None in seed 2: left out
+    po = p.per_operator.set_index("operator_id")
+    assert list(po["assignments"]) == [6, 2] and po.loc[1, "assignment_share"] == pytest.approx(0.75)
+    assert len(p.waits) == len(a.waits) + len(b.waits)
+    assert list(M.flatten_metrics(p.metrics)) == M.documented_keys()  # same documented layout
+
+
+def test_mean_state_counts_of_two_step_functions() -> None:
+    from chatlab.pooling import mean_state_counts
+
+    cols = {s: [0, 0] for s in M.ALL_STATES}
+    one = pd.DataFrame({"time": [0.0, 10.0], **cols})
+    one["waiting_assignment"] = [2, 0]
+    two = pd.DataFrame({"time": [0.0, 5.0], **cols})
+    two["waiting_assignment"] = [0, 4]
+    mean = mean_state_counts([one, two])
+    assert list(mean["time"]) == [0.0, 5.0, 10.0]
+    assert list(mean["waiting_assignment"]) == [1.0, 3.0, 2.0]
+
+
+def test_multi_seed_comparison_report_and_rebuild(tmp_path: Path) -> None:
+    runs = [M.analyse(seeded(legacy_like(), s)) for s in (1, 2)] + [M.analyse(seeded(fixed_like(), s)) for s in (1, 2)]
+    out = write_comparison_report(runs, tmp_path / "c")
+    meta = json.loads((out / "metrics.json").read_text())
+    assert meta["labels"] == ["legacy", "exclude_last"]
+    assert meta["seeds"] == {"legacy": [1, 2], "exclude_last": [1, 2]}
+    assert meta["subdirs"] == ["legacy-seed1", "legacy-seed2", "exclude_last-seed1", "exclude_last-seed2"]
+    assert meta["runs"]["legacy"]["assignment"]["repeat_rate"] == pytest.approx(0.5)
+    assert meta["std"]["legacy"]["assignment"]["repeat_rate"] == 0.0
+    assert meta["per_seed"]["exclude_last"]["2"]["run"]["seed"] == 2
+    assert list(M.flatten_metrics(meta["runs"]["legacy"])) == M.documented_keys()
+    assert len(pd.read_csv(out / "metrics.csv")) == 4
+    md = (out / "summary.md").read_text()
+    assert "mean ± std over seeds 1, 2" in md and "| seed | 1,2 | 1,2 |" in md and "50.0% ± 0.0%" in md
+    for name in PLOT_FILES.values():
+        assert (out / name).read_bytes().startswith(PNG_MAGIC)
+    reloaded = load_runs(out)  # chatlab report DIR: same order, seeds kept apart, same pooled table
+    assert [(r.label, r.metrics["run"]["seed"]) for r in reloaded] == [
+        ("legacy", 1), ("legacy", 2), ("exclude_last", 1), ("exclude_last", 2)]
+    with pytest.raises(ReportError, match="unique"):
+        write_comparison_report([runs[0], runs[0]], tmp_path / "d")
+
+
 # ----------------------------------------------------------------- the analyst notebook
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "fairness_report.ipynb"

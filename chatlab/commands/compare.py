@@ -1,4 +1,9 @@
-"""``chatlab compare SCENARIO --policies a,b,c``: the same scenario and seed under several policies."""
+"""``chatlab compare SCENARIO --policies a,b,c [--seeds 1-5]``: the same scenario and seeds under several policies.
+
+Every policy runs on the same seeds (common random numbers as far as the model allows),
+so differences between columns come from the policy.  With several seeds each column is
+the mean ± std over seeds.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from chatlab.runner import (
     default_out,
     load_scenario,
     progress_bar,
+    resolve_seeds,
     scenario_name,
     simulate,
     with_duration,
@@ -25,30 +31,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scenario", metavar="SCENARIO", help="scenario name (see scenarios/) or path to a .toml file")
     parser.add_argument("--policies", default=ALL, metavar="A,B,C",
                         help=f"comma-separated policies (default: all seven: {ALL})")
-    add_simulation_arguments(parser, seed_help="random seed, the same for every policy (default: the scenario's)")
+    add_simulation_arguments(parser, seed_help="random seed, the same for every policy (default: the scenario's)",
+                             multi_seed=True)
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="report directory (default: reports/<scenario>/compare-seed<N>)")
     add_metric_arguments(parser)
 
 
+def seeds_tag(seeds: list[int | None]) -> str:
+    """``seed3`` / ``seeds1-5`` / ``seeds1,4,9`` for default directory names."""
+    if len(seeds) == 1:
+        return f"seed{seeds[0]}"
+    ints = [int(s) for s in seeds if s is not None]
+    if ints == list(range(ints[0], ints[0] + len(ints))):
+        return f"seeds{ints[0]}-{ints[-1]}"
+    return "seeds" + ",".join(map(str, ints))
+
+
 def main(args: argparse.Namespace) -> int:
     from chatlab.metrics import analyse
-    from chatlab.report import summary_table, text_table, write_comparison_report
+    from chatlab.report import TERMINAL_ROWS, pooled_runs, summary_table, text_table, write_comparison_report
     from sim.policies import parse_policy_list
 
     check_metric_arguments(args)
     policies = parse_policy_list(args.policies)
+    seeds = resolve_seeds(args)
     scenario = with_duration(load_scenario(args.scenario), args.duration)
     runs = []
-    with progress_bar(len(policies), "policies", disable=args.no_progress) as bar:
+    with progress_bar(len(policies) * len(seeds), "compare", disable=args.no_progress) as bar:
         for policy in policies:
-            bar.set_postfix_str(policy)
-            log = simulate(scenario, policy, args.seed)
-            runs.append(analyse(log, label=policy, service_level_t=args.service_level_t, stuck_after=args.stuck_after))
-            bar.update()
-    seed = runs[0].metrics["run"]["seed"]
-    out = args.out or default_out(scenario_name(scenario), f"compare-seed{seed}")
+            for seed in seeds:
+                bar.set_postfix_str(policy if seed is None else f"{policy} seed {seed}")
+                log = simulate(scenario, policy, seed)
+                runs.append(analyse(log, label=policy, service_level_t=args.service_level_t,
+                                    stuck_after=args.stuck_after))
+                bar.update()
+    used = [r.metrics["run"]["seed"] for r in runs[: len(seeds)]]
+    out = args.out or default_out(scenario_name(scenario), f"compare-{seeds_tag(used)}")
     write_comparison_report(runs, out)
-    print(text_table(summary_table(runs)))
-    print(f"report written to {out}/ (summary.md, summary.html, metrics.json, plots; one sub-directory per policy)")
+    print(text_table(summary_table(pooled_runs(runs), TERMINAL_ROWS)))
+    what = "mean ± std over seeds " + ",".join(map(str, used)) if len(seeds) > 1 else f"seed {used[0]}"
+    print(f"{len(runs)} runs ({what}); report written to {out}/ "
+          f"(summary.md, summary.html, metrics.json, metrics.csv, plots; one sub-directory per run)")
     return 0

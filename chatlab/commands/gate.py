@@ -17,6 +17,7 @@ from chatlab.runner import (
     add_simulation_arguments,
     check_metric_arguments,
     load_scenario,
+    resolve_seeds,
     simulate,
     with_duration,
 )
@@ -25,21 +26,32 @@ HELP = "Exit 1 if a run breaks a bound (repeat rate, p99 wait, Jain index): for 
 LOG_SUFFIXES = (".parquet", ".csv")
 
 
+def bound_value(text: str) -> float | None:
+    """A bound from the command line: a number, or ``off`` to skip a bound that is on by default."""
+    if text.strip().lower() in ("off", "none"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'off', got {text!r}") from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("targets", metavar="TARGET", nargs="+",
                         help="scenario name/.toml (simulated), or report dir / events.parquet / events.csv")
     parser.add_argument("--policy", default=None, metavar="P", help="policy for simulated targets (default: the scenario's)")
-    add_simulation_arguments(parser)
+    add_simulation_arguments(parser, seed_help="random seed for simulated targets (default: the scenario's)",
+                             multi_seed=True)
     b = parser.add_argument_group("bounds (a run passes when every given bound holds)")
-    b.add_argument("--max-repeat-rate", type=float, default=0.0, metavar="R",
-                   help="max share of assigns that repeat the chat's previous operator (default 0)")
-    b.add_argument("--max-premature-rate", type=float, default=None, metavar="R",
-                   help="max share of assigns made from waiting_real_user_reply")
-    b.add_argument("--max-p99-wait", type=float, default=None, metavar="S", help="max p99 wait for assignment, seconds")
-    b.add_argument("--min-jain", type=float, default=None, metavar="J",
+    b.add_argument("--max-repeat-rate", type=bound_value, default=0.0, metavar="R",
+                   help="max share of assigns that repeat the chat's previous operator (default 0; 'off' to skip)")
+    b.add_argument("--max-premature-rate", type=bound_value, default=0.0, metavar="R",
+                   help="max share of assigns made from waiting_real_user_reply (default 0; 'off' to skip)")
+    b.add_argument("--max-p99-wait", type=bound_value, default=None, metavar="S", help="max p99 wait for assignment, seconds")
+    b.add_argument("--min-jain", type=bound_value, default=None, metavar="J",
                    help="min Jain index of assignments per online hour (1 = perfectly fair)")
-    b.add_argument("--max-abandonment-rate", type=float, default=None, metavar="R", help="max abandoned / chats")
-    b.add_argument("--min-service-level", type=float, default=None, metavar="R",
+    b.add_argument("--max-abandonment-rate", type=bound_value, default=None, metavar="R", help="max abandoned / chats")
+    b.add_argument("--min-service-level", type=bound_value, default=None, metavar="R",
                    help="min share of waits served within --service-level-t")
     add_metric_arguments(parser)
 
@@ -60,6 +72,7 @@ def main(args: argparse.Namespace) -> int:
     bounds = make_bounds({name: getattr(args, name) for name in BOUND_OPTIONS})
     if args.policy is not None:
         make_policy(args.policy)
+    seeds = resolve_seeds(args)
     # Resolve every target before running anything: bad input must fail fast with exit 2.
     resolved = []
     for target in args.targets:
@@ -72,12 +85,15 @@ def main(args: argparse.Namespace) -> int:
     for kind, value in resolved:
         if kind == "log":
             for run in load_runs(Path(value), service_level_t=args.service_level_t, stuck_after=args.stuck_after):
-                runs.append(dataclasses.replace(run, label=f"{value} [{run.label}]"))
+                seed = run.metrics["run"]["seed"]
+                tag = run.label if seed is None else f"{run.label}, seed {seed}"
+                runs.append(dataclasses.replace(run, label=f"{value} [{tag}]"))
         else:
-            log = simulate(value, args.policy, args.seed, progress=not args.no_progress)
-            run = analyse(log, service_level_t=args.service_level_t, stuck_after=args.stuck_after)
-            info = run.metrics["run"]
-            runs.append(dataclasses.replace(run, label=f"{info['scenario']} [{run.label}, seed {info['seed']}]"))
+            for seed in seeds:
+                log = simulate(value, args.policy, seed, progress=not args.no_progress)
+                run = analyse(log, service_level_t=args.service_level_t, stuck_after=args.stuck_after)
+                info = run.metrics["run"]
+                runs.append(dataclasses.replace(run, label=f"{info['scenario']} [{run.label}, seed {info['seed']}]"))
     result = evaluate(runs, bounds)
     for line in result.lines():
         print(line)
