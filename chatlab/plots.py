@@ -227,6 +227,8 @@ def plot_sweep(table: pd.DataFrame, path: Path, *, x: str, metrics: Sequence[tup
             ax.errorbar(pos, stats["mean"], yerr=stats["std"].fillna(0.0), marker="o", capsize=3, label=str(name))
         if categorical:
             ax.set_xticks(np.arange(len(xs)), [str(v) for v in xs], rotation=20, ha="right")
+        elif len(xs) <= 12:
+            ax.set_xticks(np.asarray(xs, dtype=float), [f"{v:g}" for v in xs])
         ax.set_xlabel(x)
         ax.set_ylabel(ylabel)
         ax.set_title(ylabel.split(" (")[0])

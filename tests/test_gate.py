@@ -22,12 +22,8 @@ def chatlab(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 
 
 def sim_available() -> bool:
-    try:
-        import sim.model  # noqa: F401
-        import sim.scenario  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """The simulation files exist (a broken import then fails the test instead of skipping it)."""
+    return (ROOT / "sim" / "model.py").is_file() and (ROOT / "sim" / "scenario.py").is_file()
 
 
 # ----------------------------------------------------------------- bounds
