@@ -1,7 +1,7 @@
 """The Locust suite against a real PostgreSQL: concurrency, and the flows under two policies.
 
 Locust always runs in a child process (never in pytest's, which has psycopg imported).
-Everything targets a private embedded server over a unix socket and is bounded in time.
+Everything targets the session's server (``pg_uri`` in conftest: loopback/unix socket) and is bounded in time.
 """
 
 from __future__ import annotations
@@ -13,16 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.database import embedded_server
 from loadtest.locustproc import ROOT, run_locust
 
 PROBE = ROOT / "loadtest" / "sleep_locustfile.py"
-
-
-@pytest.fixture(scope="module")
-def pg_uri() -> str:
-    with embedded_server() as uri:
-        yield uri
 
 
 def test_locust_users_really_run_concurrently(pg_uri: str, tmp_path: Path) -> None:

@@ -1,0 +1,134 @@
+"""Short real load tests: Locust users drive the real SQL functions on a loopback server.
+
+Each run is a few wall seconds of a small, busy scenario at time scale 60 (a few scenario
+minutes).  What must hold whatever the timing: the legacy function hands operators the
+same chat again, the fix never does, and the history never shows a chat held by two
+operators at once or an operator over its capacity.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from loadtest.session import LoadTestOptions, LoadTestUsageError, run_load_test, write_loadtest_files
+
+SCENARIO = """
+name = "lt_smoke"
+description = "small and busy: short think and handle times so a few wall seconds see many reassignments"
+duration = 3600
+seed = 5
+
+[users]
+think_time = { dist = "exponential", mean = 8 }
+exchanges = 3
+patience = { dist = "constant", value = 100000 }
+
+[users.arrivals]
+kind = "poisson"
+rate = 0.12
+
+[operators]
+count = 3
+max_chats = 2
+handle_time = { dist = "exponential", mean = 4 }
+
+[policy]
+name = "exclude_last"
+poll_interval = 2
+
+[jobs]
+idle_detection_interval = 30
+idle_after = 120
+stuck_check_interval = 60
+stuck_after = 600
+"""
+
+RUN_TIME_S = 5.0
+
+
+@pytest.fixture(scope="module")
+def scenario_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("lt") / "lt_smoke.toml"
+    path.write_text(SCENARIO)
+    return path
+
+
+@pytest.fixture(scope="module")
+def runs(pg_uri: str, scenario_file: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One short load test per policy (shared by the tests below: each costs ~8 wall s)."""
+    out = {}
+    for policy in ("legacy", "exclude_last"):
+        opts = LoadTestOptions(scenario=str(scenario_file), policy=policy, time_scale=60.0, run_time_s=RUN_TIME_S,
+                               out_dir=tmp_path_factory.mktemp(policy), database_url=pg_uri, seed=11)
+        out[policy] = run_load_test(opts)
+    return out
+
+
+def _count(log, event: str) -> int:
+    return int((log["event"].astype(object) == event).sum())
+
+
+def test_locust_drove_the_real_functions(runs: dict) -> None:
+    for policy, outcome in runs.items():
+        assert outcome.locust.returncode in (0, 1), outcome.locust.log_tail()
+        assert outcome.locust.failures == 0, (policy, outcome.locust.table())
+        assert outcome.locust.count("assign_chat_to_operator", "sql") >= 1
+        assert outcome.run_info["wait_function"] != "wait_c"
+        log = outcome.log
+        assert _count(log, "assign") >= 1 and _count(log, "operator_reply") >= 1
+        assert log.attrs["source"] == "loadtest" and log.attrs["policy"] == policy
+        # scenario time: the window is RUN_TIME_S x K, and nothing lies outside it
+        assert outcome.duration == pytest.approx(RUN_TIME_S * 60.0)
+        assert log["time"].min() >= 0 and log["time"].max() <= outcome.duration
+
+
+def test_history_has_no_double_assignment_and_respects_capacity(runs: dict) -> None:
+    for policy, outcome in runs.items():
+        checks = outcome.extras["integrity"]
+        assert checks["assignments"] == _count(outcome.log, "assign") >= 1, policy
+        assert checks["double_assigned"] == 0, policy
+        assert checks["over_capacity"] == 0, policy
+
+
+def test_legacy_repeats_and_the_fix_does_not(runs: dict) -> None:
+    from chatlab.metrics import compute_metrics
+
+    legacy = compute_metrics(runs["legacy"].log)["assignment"]
+    fixed = compute_metrics(runs["exclude_last"].log)["assignment"]
+    assert legacy["repeat"] > 0 and legacy["premature"] > 0, legacy
+    assert fixed["total"] > 0 and fixed["repeat"] == 0 and fixed["premature"] == 0, fixed
+
+
+def test_report_files(runs: dict, tmp_path: Path) -> None:
+    outcome = runs["exclude_last"]
+    (tmp_path / "summary.md").write_text("# run report\n")
+    write_loadtest_files(outcome, tmp_path)
+    data = json.loads((tmp_path / "loadtest.json").read_text())
+    assert data["locust"]["requests"] == outcome.locust.requests > 0
+    assert data["integrity"]["double_assigned"] == 0
+    assert "Load test (Locust against PostgreSQL)" in (tmp_path / "summary.md").read_text()
+    assert Path(f"{outcome.locust.csv_prefix}_stats.csv").exists()
+
+
+@pytest.mark.parametrize("opts, message", [
+    (dict(time_scale=0), "--time-scale"),
+    (dict(run_time_s=0.5), "--run-time"),
+    (dict(users=0), "--users"),
+    (dict(policy="nope"), "unknown policy"),
+])
+def test_bad_options_are_one_line_errors_before_anything_starts(scenario_file: Path, opts: dict, message: str) -> None:
+    from sim.statemachine import ChatLabError
+
+    with pytest.raises(ChatLabError, match=message):
+        run_load_test(LoadTestOptions(scenario=str(scenario_file), database_url="postgresql:///never-used", **opts))
+
+
+def test_unknown_scenario_is_a_user_error() -> None:
+    from sim.statemachine import ChatLabError
+
+    with pytest.raises(ChatLabError, match="scenario"):
+        run_load_test(LoadTestOptions(scenario="no_such_scenario", database_url="postgresql:///never-used"))
+    assert issubclass(LoadTestUsageError, ChatLabError)
