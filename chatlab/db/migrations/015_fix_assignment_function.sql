@@ -11,6 +11,10 @@
 --   chatlab/db/errors.py maps each to a typed Python error.
 -- * Locks are always taken operator row first, then chat rows, so the functions cannot
 --   deadlock each other (idle release and going offline also lock operator, then chats).
+--   Row locks are FOR NO KEY UPDATE, never FOR UPDATE: foreign-key checks (chats ->
+--   operators, history -> chats) take KEY SHARE locks, which FOR UPDATE would block; a
+--   release that sets last_operator_id while the operator's own call waits for the chat
+--   would then deadlock (found by tests/test_db_concurrency.py).
 -- * Times are read with chatlab_now() AFTER the row locks are held: a function that waited
 --   for a lock stamps the moment it acted, so history intervals of one chat never overlap.
 -- * Every chat state change announces its event in chatlab.event for the guard trigger
@@ -95,7 +99,7 @@ DECLARE
     v_op operators;
 BEGIN
     PERFORM _chatlab_check_id('operator id', p_operator_id);
-    SELECT * INTO v_op FROM operators WHERE id = p_operator_id FOR UPDATE;
+    SELECT * INTO v_op FROM operators WHERE id = p_operator_id FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'unknown operator %', p_operator_id USING ERRCODE = 'CL001';
     END IF;
@@ -112,7 +116,7 @@ DECLARE
     v_chat chats;
 BEGIN
     PERFORM _chatlab_check_id('chat id', p_chat_id);
-    SELECT * INTO v_chat FROM chats WHERE id = p_chat_id FOR UPDATE;
+    SELECT * INTO v_chat FROM chats WHERE id = p_chat_id FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'unknown chat %', p_chat_id USING ERRCODE = 'CL002';
     END IF;
@@ -232,7 +236,7 @@ BEGIN
     END IF;
     FOR v_chat IN
         SELECT * FROM chats WHERE chat_state = 'assigned' AND assigned_operator_id = p_operator_id
-        ORDER BY id FOR UPDATE
+        ORDER BY id FOR NO KEY UPDATE
     LOOP
         PERFORM _chatlab_release(v_chat, 'unassign', 'operator_offline', 'operator_offline', v_at);
         v_released := v_released + 1;
@@ -331,7 +335,7 @@ $$;
 --
 -- Concurrency: READ COMMITTED; the operator row is locked (capacity cannot be overbooked
 -- by two calls of one operator) and the chat is claimed with SELECT ... ORDER BY ... LIMIT 1
--- FOR UPDATE SKIP LOCKED: concurrent callers skip each other's rows instead of queueing
+-- FOR NO KEY UPDATE SKIP LOCKED: concurrent callers skip each other's rows instead of queueing
 -- behind them, and the row's state is re-checked once locked, so no chat goes to two
 -- operators.  The claim is a single-row scalar pick (not "id IN (subquery)", which the
 -- planner may re-run and so lock more than one row).
@@ -416,7 +420,7 @@ BEGIN
         SELECT c.id, c.chat_state INTO v_chat, v_from FROM chats c
         WHERE c.chat_state IN ('waiting_assignment', 'waiting_real_user_reply')
         ORDER BY c.waiting_since, c.id
-        LIMIT 1 FOR UPDATE SKIP LOCKED;
+        LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
     ELSIF v_policy = 'exclude_last_fallback' THEN
         v_cutoff := CASE WHEN v_fallback > 1e10 THEN '-infinity'::timestamptz
                          ELSE v_now - make_interval(secs => v_fallback) END;
@@ -424,20 +428,20 @@ BEGIN
         WHERE c.chat_state = 'waiting_assignment'
           AND (c.last_operator_id IS DISTINCT FROM p_operator_id OR c.waiting_since <= v_cutoff)
         ORDER BY c.waiting_since, c.id
-        LIMIT 1 FOR UPDATE SKIP LOCKED;
+        LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
     ELSIF v_policy = 'random' THEN
         SELECT c.id, c.chat_state INTO v_chat, v_from FROM chats c
         WHERE c.chat_state = 'waiting_assignment'
           AND c.last_operator_id IS DISTINCT FROM p_operator_id
         ORDER BY md5(v_salt::text || ':' || c.id::text), c.id
-        LIMIT 1 FOR UPDATE SKIP LOCKED;
+        LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
     ELSE  -- exclude_last and the operator-ordered policies
         SELECT c.id, c.chat_state INTO v_chat, v_from FROM chats c
         WHERE c.chat_state = 'waiting_assignment'
           AND c.last_operator_id IS DISTINCT FROM p_operator_id
           AND c.id <> ALL (v_taken)
         ORDER BY c.waiting_since, c.id
-        LIMIT 1 FOR UPDATE SKIP LOCKED;
+        LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
     END IF;
     IF v_chat IS NULL THEN
         RETURN NULL;
@@ -553,12 +557,12 @@ BEGIN
     FOR v_op IN
         SELECT * FROM operators
         WHERE is_online AND last_activity_at <= v_cutoff
-        ORDER BY id FOR UPDATE
+        ORDER BY id FOR NO KEY UPDATE
     LOOP
         v_at := chatlab_now();
         FOR v_chat IN
             SELECT * FROM chats WHERE chat_state = 'assigned' AND assigned_operator_id = v_op.id
-            ORDER BY id FOR UPDATE
+            ORDER BY id FOR NO KEY UPDATE
         LOOP
             PERFORM _chatlab_release(v_chat, 'idle_release', 'idle', 'idle', v_at);
             v_released := v_released + 1;
