@@ -203,7 +203,8 @@ def notebook_code_cells() -> list[str]:
     return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
 
 
-def run_notebook(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> dict:
+def run_notebook(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], workdir: Path) -> dict:
+    """Execute the notebook's code cells in order, in ``workdir``, as Jupyter would (one namespace)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -213,6 +214,7 @@ def run_notebook(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> dict:
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
+    monkeypatch.chdir(workdir)  # anything the notebook writes lands in the temp dir
     namespace: dict = {"__name__": "__notebook__"}
     try:
         for i, source in enumerate(notebook_code_cells()):
@@ -225,7 +227,16 @@ def run_notebook(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> dict:
 
 def test_notebook_runs_on_a_saved_comparison(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_comparison_report([M.analyse(legacy_like()), M.analyse(fixed_like())], tmp_path / "c")
-    ns = run_notebook(monkeypatch, {"CHATLAB_REPORT_DIR": str(tmp_path / "c")})
+    ns = run_notebook(monkeypatch, {"CHATLAB_REPORT_DIR": str(tmp_path / "c")}, tmp_path)
     assert ns["labels"] == ["legacy", "exclude_last"]
     assert ns["bug"].loc["legacy", "repeat"] == 3 and ns["bug"].loc["exclude_last", "repeat"] == 0
     assert ns["fairness"].loc["Jain (per online h)", "exclude_last"] == pytest.approx(1.0)
+
+
+@pytest.mark.skipif(not (NOTEBOOK.parents[1] / "sim" / "model.py").is_file(), reason="sim/model.py not in this tree yet")
+def test_notebook_runs_its_own_small_simulation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ns = run_notebook(monkeypatch, {"CHATLAB_SCENARIO": "baseline", "CHATLAB_POLICIES": "legacy,exclude_last",
+                                    "CHATLAB_SEED": "3", "CHATLAB_DURATION": "900"}, tmp_path)
+    assert ns["labels"] == ["legacy", "exclude_last"]
+    assert ns["bug"].loc["legacy", "repeat"] > 0 and ns["bug"].loc["exclude_last", "repeat"] == 0
+    assert all(r.metrics["run"]["duration_s"] == 900.0 and r.metrics["run"]["seed"] == 3 for r in ns["runs"])
