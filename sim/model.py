@@ -1,0 +1,416 @@
+"""The SimPy model: real users and operators acting on a :class:`~sim.system.ChatSystem`.
+
+SimPy only decides *when* things happen; every state change is a call on the
+``ChatSystem`` (which applies the state machine and records the event log), so the
+simulation cannot drift from the semantics the database implements.
+
+Processes (all reproducible from one seed; every purpose has its own numpy stream, and a
+user's characteristics are drawn at arrival, so two policies see the *same* users —
+common random numbers make policy comparisons sharper):
+
+* **arrivals** — Poisson at ``rate``, a piecewise-linear rate curve by thinning, or the
+  times of a CSV trace.  Each arrival starts a user.
+* **user** — writes (opens the chat), waits for the operator's reply, thinks, writes
+  again; after ``exchanges`` replies it ends the chat (``resolved``).  If, ``patience``
+  seconds after writing, its chat is still waiting for assignment it ends it
+  (``abandoned``); the check repeats every ``patience`` seconds while it waits.
+* **operator** — online during its shifts.  Its *worker* answers one message at a time,
+  oldest first, among the chats it holds: ``handle_time`` later it replies (or, with
+  ``unassign_probability``, hands the chat back).  With ``idle_probability`` per message
+  it first goes silent for ``idle_duration`` (ground-truth ``operator_idle`` /
+  ``operator_active`` rows); idle detection then releases its chats and logs it out, and
+  it logs back in when it returns.  A chat it holds with nothing to answer (the legacy
+  policy's premature assignment) just occupies a slot until its user writes.
+  *Pull* mode: the operator's client (its *poller*) asks (``assign``) as soon as a slot is
+  free and then every ``poll_interval``, also while the operator types.  *Push* mode: whenever a chat enters the queue, capacity frees up or
+  ``poll_interval`` passes, a dispatcher offers the queue to the free operators in turn
+  (rotating start) — the same ``Policy.pick`` decides in both modes.
+* **heartbeat** — a responsive, online operator's client calls ``touch_operator`` when the
+  operator has shown no activity for ``idle_after / 2`` seconds (checked every
+  ``idle_after / 4``), so idle detection only fires for operators who really stopped
+  responding (the seed's "no false positives"), while ``last_activity_at`` (what
+  ``longest_idle`` ranks by) still mostly reflects real work: replies and unassigns.
+* **jobs** — idle detection and stuck-chat release every configured interval.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import simpy
+
+from sim.distributions import count_from
+from sim.eventlog import EventLogBuilder
+from sim.policies import Policy, make_policy
+from sim.scenario import Scenario, load_scenario
+from sim.statemachine import State
+from sim.system import ChatSystem
+
+_WA = State.WAITING_ASSIGNMENT
+#: Stream indexes of the seed sequence (fixed: changing them changes every log).
+_ARRIVALS, _USERS, _OPERATORS, _SALT = range(4)
+
+
+def resolve_policy(scenario: Scenario, policy: str | Policy | None = None,
+                   policy_params: Mapping[str, float] | None = None) -> Policy:
+    """The policy object for a run: given object, given name, or the scenario's default.
+
+    ``exclude_last_fallback`` takes ``fallback_after`` from the scenario unless
+    ``policy_params`` says otherwise.
+    """
+    if isinstance(policy, Policy):
+        return policy
+    name = policy or scenario.policy.name
+    params = dict(policy_params or {})
+    if name == "exclude_last_fallback":
+        params.setdefault("fallback_after", scenario.policy.fallback_after)
+    return make_policy(name, **params)
+
+
+@dataclass(eq=False)
+class _UserChat:
+    """What the model knows about a chat beyond the system: is a user message unanswered?"""
+
+    chat_id: int
+    user_id: int
+    reply: simpy.Event
+    pending: bool = True  # the user's last message has no operator reply yet
+    pending_since: float = 0.0
+
+
+@dataclass(eq=False)
+class _Agent:
+    """An operator's model-side state."""
+
+    index: int  # 0-based, as in scenario shifts
+    id: int  # ChatSystem operator id
+    rng: np.random.Generator
+    windows: list[tuple[float, float]]
+    on_shift: bool = False
+    idle: bool = False
+    work_wake: simpy.Event | None = None  # the worker waits on it when there is nothing to answer
+    poll_wake: simpy.Event | None = None  # the poller waits on it (with a poll timeout) for capacity
+
+
+class ChatModel:
+    """One simulation run.  Use :func:`run_simulation` unless you need the pieces."""
+
+    def __init__(self, scenario: Scenario, policy: Policy, seed: int) -> None:
+        self.scenario = scenario
+        self.policy = policy
+        self.seed = int(seed)
+        self.env = simpy.Environment()
+        self.log = EventLogBuilder()
+        self.system = ChatSystem(log=self.log)
+        streams = np.random.SeedSequence(self.seed).spawn(4)
+        self.rng_arrivals = np.random.default_rng(streams[_ARRIVALS])
+        self.rng_users = np.random.default_rng(streams[_USERS])
+        self.rng_salt = np.random.default_rng(streams[_SALT])
+        op_streams = streams[_OPERATORS].spawn(scenario.operators.count)
+        ops = scenario.operators
+        self.agents: list[_Agent] = []
+        for i in range(ops.count):
+            op_id = self.system.create_operator(max_chats=ops.max_chats, now=0.0)
+            self.agents.append(_Agent(i, op_id, np.random.default_rng(op_streams[i]), scenario.operator_shifts(i)))
+        self.by_id = {a.id: a for a in self.agents}
+        self.chats: dict[int, _UserChat] = {}
+        self.push = scenario.policy.mode == "push"
+        self.poll = scenario.policy.poll_interval
+        self._push_next = 0
+        self._users = 0
+
+    # ----------------------------------------------------------------- helpers
+
+    def _salt(self) -> int:
+        fixed = self.scenario.policy.salt
+        return fixed if fixed is not None else int(self.rng_salt.integers(0, 2**31))
+
+    def _wake(self, agent: _Agent | None) -> None:
+        """Something changed for this operator (new work, freed capacity, shift): both loops re-check."""
+        if agent is None:
+            return
+        for ev in (agent.work_wake, agent.poll_wake):
+            if ev is not None and not ev.triggered:
+                ev.succeed()
+
+    def _assign(self, agent: _Agent) -> int | None:
+        return self.system.assign(agent.id, self.policy, now=self.env.now, salt=self._salt())
+
+    def queue_changed(self) -> None:
+        """A chat entered the queue or capacity freed up: in push mode, dispatch now."""
+        if self.push:
+            self.dispatch()
+
+    def dispatch(self) -> None:
+        """Push mode: offer the queue to free operators in turn until nobody takes anything."""
+        system, n = self.system, len(self.agents)
+        progress = True
+        while progress and system.has_waiting():
+            progress = False
+            start = self._push_next
+            for k in range(n):
+                agent = self.agents[(start + k) % n]
+                if system.has_capacity(agent.id) and self._assign(agent) is not None:
+                    progress = True
+                    self._push_next = (agent.index + 1) % n
+                    self._wake(agent)
+
+    # ----------------------------------------------------------------- arrivals and users
+
+    def arrivals(self) -> Generator[simpy.Event, Any, None]:
+        arr = self.scenario.users.arrivals
+        env, rng = self.env, self.rng_arrivals
+        if arr.kind == "trace":
+            for when, exchanges in zip(arr.times, arr.trace_exchanges):
+                if when >= self.scenario.duration:
+                    return
+                if when > env.now:
+                    yield env.timeout(when - env.now)
+                self._start_user(exchanges)
+            return
+        peak = arr.max_rate()
+        if not peak > 0:
+            return
+        while True:
+            yield env.timeout(float(rng.exponential(1.0 / peak)))
+            if arr.kind == "poisson" or rng.random() * peak < arr.rate_at(env.now):  # thinning
+                self._start_user(None)
+
+    def _start_user(self, exchanges: int | None) -> None:
+        users, rng = self.scenario.users, self.rng_users
+        self._users += 1
+        n = exchanges if exchanges is not None else count_from(users.exchanges.sample(rng))
+        patience = users.patience.sample(rng)
+        thinks = [users.think_time.sample(rng) for _ in range(n)]
+        self.env.process(self.user(self._users, n, patience, thinks))
+
+    def user(self, user_id: int, exchanges: int, patience: float,
+             thinks: list[float]) -> Generator[simpy.Event, Any, None]:
+        env, system = self.env, self.system
+        chat_id = system.real_user_message(user_id, "hello", now=env.now)
+        chat = self.chats[chat_id] = _UserChat(chat_id, user_id, env.event(), pending_since=env.now)
+        self.queue_changed()
+        for i in range(exchanges):
+            if math.isfinite(patience):
+                while not chat.reply.triggered:
+                    yield chat.reply | env.timeout(patience)
+                    if not chat.reply.triggered and system.state_of(chat_id) is _WA:
+                        system.end_chat(chat_id, "abandoned", now=env.now)
+                        return
+            else:
+                yield chat.reply
+            yield env.timeout(thinks[i])
+            if i == exchanges - 1:
+                holder = system.holder_of(chat_id)
+                system.end_chat(chat_id, "resolved", now=env.now)
+                if holder is not None:  # legacy: it had been grabbed again; the slot frees up
+                    self._wake(self.by_id[holder])
+                    self.queue_changed()
+                return
+            chat.reply = env.event()
+            system.real_user_message(user_id, "reply", chat_id, now=env.now)
+            chat.pending, chat.pending_since = True, env.now
+            holder = system.holder_of(chat_id)
+            if holder is not None:  # legacy: someone holds it already and now has work
+                self._wake(self.by_id[holder])
+            else:
+                self.queue_changed()
+
+    # ----------------------------------------------------------------- operators
+
+    def shifts(self, agent: _Agent) -> Generator[simpy.Event, Any, None]:
+        env, system = self.env, self.system
+        for start, end in agent.windows:
+            if start > env.now:
+                yield env.timeout(start - env.now)
+            agent.on_shift = True
+            if not agent.idle:
+                system.set_operator_online(agent.id, True, now=env.now)
+                self.queue_changed()
+            self._wake(agent)
+            if end >= self.scenario.duration:
+                return
+            yield env.timeout(end - env.now)
+            agent.on_shift = False
+            if system.set_operator_online(agent.id, False, now=env.now):
+                self.queue_changed()
+            self._wake(agent)
+
+    def heartbeat(self, agent: _Agent, idle_after: float) -> Generator[simpy.Event, Any, None]:
+        env, system = self.env, self.system
+        op = system.operators[agent.id]
+        while True:
+            yield env.timeout(idle_after / 4)
+            if agent.on_shift and not agent.idle and op.online and \
+                    (op.last_activity_at is None or env.now - op.last_activity_at >= idle_after / 2):
+                system.touch_operator(agent.id, now=env.now)
+
+    def _next_work(self, agent: _Agent) -> _UserChat | None:
+        best: _UserChat | None = None
+        for chat_id in self.system.operators[agent.id].chats:
+            chat = self.chats[chat_id]
+            if chat.pending and (best is None or (chat.pending_since, chat.chat_id) < (best.pending_since, best.chat_id)):
+                best = chat
+        return best
+
+    def worker(self, agent: _Agent) -> Generator[simpy.Event, Any, None]:
+        """Answer the held chats' unanswered messages one at a time, oldest first."""
+        env, system, ops = self.env, self.system, self.scenario.operators
+        while True:
+            work = self._next_work(agent) if agent.on_shift else None
+            if work is None:
+                agent.work_wake = env.event()
+                yield agent.work_wake
+                continue
+            if ops.idle_probability and agent.rng.random() < ops.idle_probability:
+                yield from self._idle(agent)
+                continue
+            yield env.timeout(ops.handle_time.sample(agent.rng))
+            if system.holder_of(work.chat_id) != agent.id or not work.pending:
+                continue  # taken away meanwhile (shift end, idle or stuck release): effort lost
+            if ops.unassign_probability and agent.rng.random() < ops.unassign_probability:
+                system.unassign_chat(agent.id, work.chat_id, now=env.now)
+            else:
+                system.operator_message(agent.id, work.chat_id, "answer", now=env.now)
+                work.pending = False
+                work.reply.succeed()
+            self._wake(agent)  # a slot is free: the poller asks again
+            self.queue_changed()
+
+    def poller(self, agent: _Agent) -> Generator[simpy.Event, Any, None]:
+        """Pull mode: while the operator is responsive and has a free slot, its client asks for a chat
+        at once and then every ``poll_interval`` (in the background, also while it types)."""
+        env, system = self.env, self.system
+        while True:
+            agent.poll_wake = env.event()
+            if not agent.on_shift or agent.idle:
+                yield agent.poll_wake
+                continue
+            if not system.is_online(agent.id):  # logged out while away: log back in
+                system.set_operator_online(agent.id, True, now=env.now)
+            if not system.has_capacity(agent.id):
+                yield agent.poll_wake
+                continue
+            if self._assign(agent) is not None:
+                self._wake(agent)  # the worker has something to read
+                continue
+            yield agent.poll_wake | env.timeout(self.poll)
+
+    def _idle(self, agent: _Agent) -> Generator[simpy.Event, Any, None]:
+        env, system = self.env, self.system
+        agent.idle = True
+        system.mark_operator_idle(agent.id, True, now=env.now)
+        yield env.timeout(self.scenario.operators.idle_duration.sample(agent.rng))
+        agent.idle = False
+        system.mark_operator_idle(agent.id, False, now=env.now)
+        if agent.on_shift:
+            if system.is_online(agent.id):
+                system.touch_operator(agent.id, now=env.now)
+            else:  # idle detection logged it out: log back in
+                system.set_operator_online(agent.id, True, now=env.now)
+                self.queue_changed()
+        self._wake(agent)
+
+    # ----------------------------------------------------------------- background jobs
+
+    def idle_detection(self, every: float, idle_after: float) -> Generator[simpy.Event, Any, None]:
+        while True:
+            yield self.env.timeout(every)
+            if self.system.release_idle_operator_chats(idle_after, now=self.env.now):
+                self.queue_changed()
+
+    def stuck_release(self, every: float, stuck_after: float) -> Generator[simpy.Event, Any, None]:
+        env, system = self.env, self.system
+        while True:
+            yield env.timeout(every)
+            released = False
+            for chat_id in system.detect_stuck_chats(stuck_after, now=env.now):
+                holder = system.release_and_reassign_chat(chat_id, "stuck_timeout", now=env.now)
+                self._wake(self.by_id[holder])
+                released = True
+            if released:
+                self.queue_changed()
+
+    def push_ticker(self) -> Generator[simpy.Event, Any, None]:
+        """Push mode: re-offer the queue periodically (a fallback chat may have become eligible)."""
+        while True:
+            yield self.env.timeout(self.poll)
+            self.dispatch()
+
+    # ----------------------------------------------------------------- running
+
+    def start(self) -> None:
+        env, jobs = self.env, self.scenario.jobs
+        for agent in self.agents:
+            env.process(self.shifts(agent))
+            env.process(self.worker(agent))
+            if not self.push:
+                env.process(self.poller(agent))
+            if jobs.idle_detection_interval > 0:
+                env.process(self.heartbeat(agent, jobs.idle_after))
+        env.process(self.arrivals())
+        if jobs.idle_detection_interval > 0:
+            env.process(self.idle_detection(jobs.idle_detection_interval, jobs.idle_after))
+        if jobs.stuck_check_interval > 0:
+            env.process(self.stuck_release(jobs.stuck_check_interval, jobs.stuck_after))
+        if self.push:
+            env.process(self.push_ticker())
+
+    def run(self, *, progress: bool = False) -> pd.DataFrame:
+        """Run to the scenario's duration and return the event log."""
+        self.start()
+        duration = float(self.scenario.duration)
+        if progress:
+            from tqdm import tqdm
+
+            steps = 100
+            with tqdm(total=round(duration), unit="sim s", desc=f"{self.scenario.name} / {self.policy.name}",
+                      leave=False) as bar:
+                done = 0
+                for k in range(1, steps + 1):
+                    self.env.run(until=duration * k / steps)
+                    now = round(duration * k / steps)
+                    bar.update(now - done)
+                    done = now
+        else:
+            self.env.run(until=duration)
+        return self.log.to_frame(self.attrs())
+
+    def attrs(self) -> dict[str, Any]:
+        """Run-level facts for ``df.attrs`` (read by ``chatlab.metrics``)."""
+        sc = self.scenario
+        return {
+            "scenario": sc.name,
+            "description": sc.description,
+            "policy": self.policy.name,
+            "policy_params": dict(self.policy.params),
+            "seed": self.seed,
+            "source": "sim",
+            "mode": sc.policy.mode,
+            "duration": float(sc.duration),
+            "operators": [a.id for a in self.agents],
+            "max_chats": sc.operators.max_chats,
+            "stuck_after": sc.jobs.stuck_after,
+            "idle_after": sc.jobs.idle_after,
+            "users": self._users,
+        }
+
+
+def run_simulation(scenario: Scenario | str, policy: str | Policy | None = None, *, seed: int | None = None,
+                   progress: bool = False, policy_params: Mapping[str, float] | None = None) -> pd.DataFrame:
+    """Simulate ``scenario`` under ``policy`` (default: the scenario's) and return the event log.
+
+    The frame has :data:`sim.eventlog.COLUMNS`; ``df.attrs`` holds scenario, policy,
+    policy_params, seed, source="sim", mode, duration, operators (ids), stuck_after, ...
+    The same (scenario, policy, seed) always gives the identical log.
+    """
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    pol = resolve_policy(scenario, policy, policy_params)
+    model = ChatModel(scenario, pol, scenario.seed if seed is None else seed)
+    return model.run(progress=progress)
