@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,11 +24,17 @@ def _chatlab(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
 
 
 @pytest.fixture
-def cli_env(tmp_path):
-    env = _env(tmp_path / "lab")
-    (tmp_path / "lab").mkdir()
-    yield env
-    _chatlab(env, "down")  # always stop the server, even when a test failed
+def cli_env():
+    # Not under pytest's tmp_path: as root, PostgreSQL runs as user 'pgserver', which needs
+    # to traverse the path, and pytest keeps /tmp/pytest-of-<user> private (0700).
+    root = Path(tempfile.mkdtemp(prefix="chatlab-cli-"))
+    env = _env(root / "lab")
+    (root / "lab").mkdir()
+    try:
+        yield env
+    finally:
+        _chatlab(env, "down")  # always stop the server, even when a test failed
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_up_url_status_migrate_verify_down(cli_env):
