@@ -3,22 +3,26 @@
 Run it through ``chatlab loadtest SCENARIO`` (which creates a fresh schema, seeds the
 operators and writes the configuration this file reads from ``$CHATLAB_LOADTEST_CONFIG``).
 
-The same flows as the simulation, on a wall clock K times faster (``time_scale``):
+The simulation's model (``sim/model.py``), acted out on the real database on a wall
+clock K times faster (``time_scale``):
 
-* chats arrive open-loop at the scenario's rate (arrival instants drawn up front from the
-  seed); a ``RealUser`` takes the next arrival, opens the chat, waits for the operator's
-  answer, thinks, writes again, and ends the chat after its number of exchanges (or
-  abandons it when nobody took it within its patience);
-* an ``Operator`` is one seeded operator: while on shift and not idle it asks
-  ``assign_chat_to_operator`` for work (with the run's policy) whenever it has capacity,
-  answers each chat after its handle time, sometimes hands a chat back, and sometimes
-  goes idle (stops replying and touching), which the idle detection must notice;
-* the ``Housekeeper`` runs idle detection and stuck-chat release on the scenario's
-  intervals.
+* **RealUser** — the simulation's own users (same arrival instants, exchanges, patience
+  and think times: ``loadtest/arrivals.py``), released open-loop at their instants; a
+  Locust RealUser takes the next one, opens the chat, waits for each answer, thinks,
+  writes again, ends the chat ``resolved`` — or ``abandoned`` when, ``patience`` after
+  writing, nobody has taken it;
+* **Operator** — one seeded operator with the model's two loops: a *worker* answering
+  the held chats' messages one at a time (``handle_time``; sometimes a hand-back;
+  sometimes first an idle spell without replies or heartbeats, which idle detection must
+  catch) and a *poller* (a second greenlet and connection) that asks
+  ``assign_chat_to_operator`` whenever a slot is free, then every ``poll_interval``,
+  and heartbeats when the operator showed no activity for ``idle_after / 2``;
+* **Housekeeper** — idle detection and stuck-chat release on the scenario's intervals.
 
-IMPORTANT: ``import locust`` must stay the first import (gevent patches ``select`` there);
-psycopg imported earlier would block the whole process.  ``ensure_cooperative_wait``
-fails loudly if that ever happens.
+What the database knows is read from it (``operator_inbox``, ``poll_chat``), never
+assumed.  IMPORTANT: ``import locust`` must stay the first import (gevent patches
+``select`` there); psycopg imported earlier would block the whole process.
+``ensure_cooperative_wait`` fails loudly if that ever happens.
 """
 
 from __future__ import annotations
@@ -27,10 +31,9 @@ import locust  # noqa: F401  # must be first: gevent patches select before psyco
 from locust import LoadTestShape, User, constant, events, task
 from locust.exception import StopUser
 
-import itertools
 import json
+import logging
 import math
-import os
 import time
 import zlib
 from dataclasses import dataclass
@@ -38,24 +41,28 @@ from typing import Any
 
 import gevent
 import numpy as np
+from gevent.event import Event as Wake
 from gevent.queue import Empty, Queue
 
 from loadtest.pgclient import CallFailed, PgClient, ensure_cooperative_wait
 
 WAIT_FUNCTION = ensure_cooperative_wait()  # raises NotCooperative when psycopg would block
 
-from loadtest.arrivals import arrival_times  # noqa: E402
+from loadtest.arrivals import Arrival, operator_rng, scenario_arrivals, share, streams, SALT_STREAM  # noqa: E402
 from loadtest.chatapi import ChatAPI  # noqa: E402
 from loadtest.clock import ScaledClock  # noqa: E402
 from loadtest.config import LoadTestConfig, SeededOperator  # noqa: E402
 from loadtest.flowparams import FlowParams, from_scenario  # noqa: E402
 from loadtest.plan import pool_target  # noqa: E402
 
+log = logging.getLogger("chatlab.loadtest")
+
 #: advisory-lock key of the housekeeper (operators use their id); the namespace is the
 #: run's schema, so two load tests on one server never claim each other's operators
 HOUSEKEEPER_LOCK = -1
-#: scenario seconds between a waiting real user's looks at its chat (the UI's refresh)
-USER_POLL = 2.0
+#: scenario seconds between a client's looks at the database for news it cannot be told
+#: about (a user waiting for its answer; a worker whose held chat may get a user message)
+CLIENT_POLL = 2.0
 
 
 @dataclass
@@ -64,6 +71,7 @@ class Run:
 
     config: LoadTestConfig
     flows: FlowParams
+    scenario: Any
     clock: ScaledClock
     arrivals: Queue
     worker_index: int = 0
@@ -74,13 +82,15 @@ class Run:
     def __post_init__(self) -> None:
         self.counters: dict[str, float] = {}
         self.lateness: list[float] = []
+        self.salt_rng = np.random.default_rng(streams(self.config.seed)[SALT_STREAM].spawn(self.worker_index + 1)[-1])
 
     def count(self, key: str, n: float = 1) -> None:
         self.counters[key] = self.counters.get(key, 0) + n
 
-    def rng(self, *key: int) -> np.random.Generator:
-        """A reproducible stream per (role, index): same seed, same draws for the same user."""
-        return np.random.default_rng(np.random.SeedSequence([self.config.seed, self.worker_index, *key]))
+    def salt(self) -> int:
+        """The random policy's salt: the scenario's fixed one, else a fresh seeded one per request."""
+        fixed = self.flows.salt
+        return fixed if fixed is not None else int(self.salt_rng.integers(0, 2**31))
 
     def poll_wall(self, scenario_seconds: float) -> float:
         return max(self.config.min_poll_wall_s, scenario_seconds / self.config.time_scale)
@@ -111,10 +121,10 @@ def _on_init(environment: Any, **_: Any) -> None:
     from sim.scenario import load_scenario  # the simulation's loader: same scenario, same validation
 
     config = LoadTestConfig.from_env()
-    flows = from_scenario(load_scenario(config.scenario))
+    scenario = load_scenario(config.scenario)
     worker_index = int(getattr(environment.runner, "worker_index", 0) or 0)
-    RUN = Run(config=config, flows=flows, clock=ScaledClock(config.time_scale), arrivals=Queue(),
-              worker_index=worker_index)
+    RUN = Run(config=config, flows=from_scenario(scenario), scenario=scenario,
+              clock=ScaledClock(config.time_scale), arrivals=Queue(), worker_index=worker_index)
     Operator.fixed_count = len(config.operators)
     Housekeeper.fixed_count = 1
 
@@ -139,29 +149,20 @@ def _on_test_start(environment: Any, **_: Any) -> None:
     finally:
         client.close()
     if _role(environment) != "MasterRunner":
-        times = _arrivals(run)
-        run.count("arrivals_scheduled", len(times))
-        run.feeder = gevent.spawn(_feed_arrivals, run, times)
+        mine = share(scenario_arrivals(run.scenario, run.config.seed, run.config.duration),
+                     run.config.workers, run.worker_index)
+        run.count("arrivals_scheduled", len(mine))
+        run.feeder = gevent.spawn(_feed_arrivals, run, mine)
     _write_run_info(run, environment)
 
 
-def _arrivals(run: Run) -> list[tuple[int, float]]:
-    """(chat index, scenario time) of this process's share of the arrivals."""
-    flows, workers = run.flows, max(1, run.config.workers)
-    if flows.trace_times:  # a recorded trace is replayed as it is, split round-robin over workers
-        return [(i, t) for i, t in enumerate(flows.trace_times)
-                if t < run.config.duration and i % workers == run.worker_index]
-    times = arrival_times(flows.rate_at, run.config.duration, run.rng(0), share=1.0 / workers)
-    return list(enumerate(times))
-
-
-def _feed_arrivals(run: Run, times: list[tuple[int, float]]) -> None:
+def _feed_arrivals(run: Run, arrivals: list[Arrival]) -> None:
     """Release each arrival at its instant; RealUsers take them from the queue in order."""
-    for index, t in times:
-        run.clock.sleep_until(t)
+    for arrival in arrivals:
+        run.clock.sleep_until(arrival.time)
         if run.stopping:
             return
-        run.arrivals.put((index, t))
+        run.arrivals.put(arrival)
 
 
 @events.test_stopping.add_listener
@@ -193,8 +194,8 @@ def _write_run_info(run: Run, environment: Any) -> None:
         "wait_function": WAIT_FUNCTION,
         "counters": run.counters,
         "arrivals_waiting": run.arrivals.qsize(),
-        "arrival_lateness_p50": float(np.percentile(late, 50)) if late.size else None,
-        "arrival_lateness_max": float(late.max()) if late.size else None,
+        "arrival_lateness_p50_s": float(np.percentile(late, 50)) if late.size else None,
+        "arrival_lateness_max_s": float(late.max()) if late.size else None,
         "written_at": time.time(),
     }
     try:
@@ -214,13 +215,7 @@ def _client(user: User, role: str) -> PgClient:
 # real users
 # --------------------------------------------------------------------------------------
 class RealUser(User):
-    """A customer: one conversation at a time, taken from the open-loop arrival stream.
-
-    As the simulation's user: writes (opens the chat), waits for the answer, thinks, writes
-    again; after ``exchanges`` answers (and a last think) it ends the chat ``resolved``.
-    ``patience`` after writing, and every ``patience`` after that, it ends the chat
-    ``abandoned`` if the chat is still waiting for an operator.
-    """
+    """A customer: one conversation at a time, taken from the open-loop arrival stream."""
 
     wait_time = constant(0)
     weight = 1
@@ -235,48 +230,48 @@ class RealUser(User):
     def next_conversation(self) -> None:
         run = _run()
         try:
-            index, due = run.arrivals.get(timeout=0.5)
+            arrival = run.arrivals.get(timeout=0.5)
         except Empty:
             return
-        run.lateness.append(max(0.0, run.clock.now() - due))
+        run.lateness.append(max(0.0, run.clock.now() - arrival.time))
         try:
-            self.converse(run, index)
+            self.converse(run, arrival)
         except CallFailed:
             run.count("conversations_failed")  # already a Locust failure; next arrival
 
-    def converse(self, run: Run, index: int) -> None:
-        flows, clock = run.flows, run.clock
-        rng = run.rng(1, index)  # draws depend on the arrival, not on which Locust user took it
-        fixed = flows.trace_exchanges[index] if index < len(flows.trace_exchanges) else None
-        exchanges = int(fixed) if fixed else max(1, int(round(flows.exchanges.sample(rng))))
-        patience = float(flows.patience.sample(rng))
-        thinks = [float(flows.think_time.sample(rng)) for _ in range(exchanges)]
-        real_user_id = run.worker_index * 1_000_000_000 + index + 1
+    def converse(self, run: Run, arrival: Arrival) -> None:
+        """Open the chat; per exchange: wait for the answer, think, write again (or end it)."""
+        clock = run.clock
+        real_user_id = run.worker_index * 1_000_000_000 + arrival.index + 1
         chat_id = self.api.user_message(real_user_id, f"hello from user {real_user_id}")
         if chat_id is None:
             run.count("open_refused")
             return
         run.count("chats_opened")
-        for i in range(exchanges):
-            if not self.wait_for_answer(run, chat_id, patience):
+        for i in range(arrival.exchanges):
+            if not self.wait_for_answer(run, chat_id, arrival.patience):
                 return
-            clock.sleep(thinks[i])
+            clock.sleep(arrival.thinks[i])
             if run.stopping:
                 return
-            if i == exchanges - 1:
+            if i == arrival.exchanges - 1:
                 if self.api.end_chat(chat_id, "resolved"):
                     run.count("chats_resolved")
                 return
-            if self.api.user_message(real_user_id, f"message {i + 2}", chat_id) is None:
+            if self.api.user_message(real_user_id, "reply", chat_id) is None:
                 run.count("chats_closed_elsewhere")
                 return
             run.count("user_messages")
 
     def wait_for_answer(self, run: Run, chat_id: int, patience: float) -> bool:
-        """Poll until an operator answered my last message; False if the chat ended (or I gave up)."""
+        """Poll until an operator answered my last message; False if the chat ended (or I gave up).
+
+        As the model: ``patience`` after writing, and every ``patience`` after that, a chat
+        still waiting for an operator is ended ``abandoned``.
+        """
         clock = run.clock
         next_check = clock.now() + patience
-        poll = run.poll_wall(min(USER_POLL, run.flows.poll_interval))
+        poll = run.poll_wall(min(CLIENT_POLL, run.flows.poll_interval))
         while not run.stopping:
             time.sleep(poll)
             status = self.api.chat_status(chat_id)
@@ -303,14 +298,11 @@ class RealUser(User):
 class Operator(User):
     """One seeded operator (claimed by an advisory lock, so also unique across workers).
 
-    As the simulation's operator (pull mode): online during its shifts; works one message
-    at a time, oldest first, among the chats it holds (``handle_time``, then a reply, or
-    with ``unassign_probability`` a hand-back); per message it may first go silent for
-    ``idle_duration`` (``idle_probability``: no replies, no heartbeat, so idle detection
-    should release its chats and log it out; it logs in again when back).  With free
-    capacity and nothing to answer it asks for a chat, at once and then every
-    ``poll_interval``.  A responsive operator heartbeats every ``idle_after / 4``.  What it
-    holds and whether it is logged in are read from the database (``operator_inbox``).
+    The Locust task is the operator's *worker*; ``on_start`` spawns its *poller* greenlet
+    with its own connection.  They wake each other as the model's loops do (a taken chat
+    wakes the worker, a freed slot wakes the poller); anything the database may have
+    changed behind their back (idle detection, a user writing to a held chat) they see by
+    polling it.
     """
 
     wait_time = constant(0)
@@ -324,12 +316,13 @@ class Operator(User):
             self.api.client.close()
             raise StopUser()
         self.op = self.me.operator_id
-        self.rng = run.rng(2, self.op)
-        self.logged_in = False  # what we told the database last
+        self.rng = operator_rng(run.config.seed, len(run.config.operators), self.op - 1)
         self.idle = False
-        flows = run.flows
-        self.heartbeat_every = flows.idle_after / 4 if flows.idle_detection_interval > 0 else math.inf
-        self.next_heartbeat = self.heartbeat_every
+        self.on_shift_db: bool | None = None  # the shift state we last told the database
+        self.last_activity = 0.0  # scenario time of our last activity (login, reply, unassign, touch)
+        self.work_wake, self.poll_wake = Wake(), Wake()
+        self.poll_api = ChatAPI(_client(self, "operator"))
+        self.poller = gevent.spawn(self._poller, run)
 
     def _claim(self, run: Run) -> SeededOperator | None:
         for op in run.config.operators:
@@ -340,84 +333,142 @@ class Operator(User):
         return None
 
     def on_stop(self) -> None:
+        poller = getattr(self, "poller", None)
+        if poller is not None:
+            poller.kill(block=True, timeout=2)
+            self.poll_api.client.close()
         self.api.client.close()
 
-    # time and shifts ---------------------------------------------------------------------
-    def _on_shift(self, now: float) -> bool:
+    # time and shifts -----------------------------------------------------------------------
+    def on_shift(self, now: float) -> bool:
         return not self.me.shifts or any(a <= now < b for a, b in self.me.shifts)
 
-    def _next_shift_change(self, now: float) -> float:
+    def next_shift_change(self, now: float) -> float:
         edges = [t for a, b in self.me.shifts for t in (a, b) if t > now]
         return min(edges) if edges else math.inf
 
-    def _wait_until(self, run: Run, until: float) -> None:
-        """Sleep until scenario time ``until``, heartbeating when due; wake early at a shift change."""
+    def _sleep(self, run: Run, until: float, wake: Wake | None = None) -> None:
+        """Sleep until scenario time ``until`` (or the next shift change, or ``wake`` is set)."""
         clock = run.clock
-        shift_change = self._next_shift_change(clock.now())
-        while not run.stopping:
-            now = clock.now()
-            if now >= until or now >= shift_change:
-                return
-            if not self.idle and self.logged_in and now >= self.next_heartbeat:
-                self.api.touch_operator(self.op)
-                self.next_heartbeat = now + self.heartbeat_every
-            wake = min(until, shift_change, self.next_heartbeat if not self.idle else math.inf)
-            time.sleep(max(run.config.min_poll_wall_s, clock.wall(wake - now)))
+        now = clock.now()
+        until = min(until, self.next_shift_change(now))
+        if until <= now:
+            time.sleep(run.config.min_poll_wall_s)
+            return
+        wall = max(run.config.min_poll_wall_s, clock.wall(until - now)) if math.isfinite(until) else None
+        if wake is None:
+            gevent.sleep(wall if wall is not None else 3600.0)
+        else:
+            wake.wait(wall)
+            wake.clear()
 
-    def _log_in(self, run: Run, online: bool) -> None:
-        self.api.set_operator_online(self.op, online)  # offline releases the chats it held
-        self.logged_in = online
-        self.next_heartbeat = run.clock.now() + self.heartbeat_every
+    def _log_in(self, run: Run, api: ChatAPI, online: bool) -> None:
+        api.set_operator_online(self.op, online)  # offline releases what it held; online = activity
+        self.last_activity = run.clock.now()
         run.count("logins" if online else "logouts")
 
-    # the work loop -------------------------------------------------------------------------
+    # the worker (the Locust task) ----------------------------------------------------------
     @task
     def work(self) -> None:
         run = _run()
-        try:
-            while not run.stopping:
-                self._step(run)
-        except CallFailed:
-            run.count("operator_errors")
-            time.sleep(run.poll_wall(run.flows.poll_interval))
+        while not run.stopping:
+            try:
+                self._work_step(run)
+            except CallFailed:
+                run.count("operator_errors")
+                time.sleep(run.poll_wall(run.flows.poll_interval))
 
-    def _step(self, run: Run) -> None:
+    def _work_step(self, run: Run) -> None:
         flows, clock = run.flows, run.clock
         now = clock.now()
-        if not self._on_shift(now):
-            if self.logged_in:
-                self._log_in(run, False)
-            self._wait_until(run, math.inf)  # until the next shift starts (or the run ends)
+        shift = self.on_shift(now)
+        if shift != self.on_shift_db:  # a shift starts or ends (the model's shift process)
+            if shift and not self.idle:
+                self._log_in(run, self.api, True)
+            elif not shift and self.on_shift_db:
+                self._log_in(run, self.api, False)
+            self.on_shift_db = shift
+            self.poll_wake.set()
+        if not shift:
+            self._sleep(run, math.inf)
             return
-        inbox = self.api.inbox(self.op)
-        if not inbox.online:  # start of shift, or logged out by idle detection while away
-            self._log_in(run, True)
-        pending = inbox.pending
-        if pending:
-            work = pending[0]
-            if flows.idle_probability and self.rng.random() < flows.idle_probability:
-                self.idle = True  # silent: no answers, no heartbeat
-                run.count("idle_episodes")
-                self._wait_until(run, now + float(flows.idle_duration.sample(self.rng)))
-                self.idle = False
-                if self._on_shift(clock.now()) and not run.stopping:
-                    self._log_in(run, True)  # touch if still online, log in again if not
-                return
-            self._wait_until(run, now + float(flows.handle_time.sample(self.rng)))
-            if run.stopping or not self._on_shift(clock.now()):
-                return  # the shift ended meanwhile: logging out released the chat
-            if flows.unassign_probability and self.rng.random() < flows.unassign_probability:
-                run.count("unassigns" if self.api.unassign(self.op, work.chat_id) else "unassign_lost")
-            else:  # False: idle or stuck release took it meanwhile (effort lost, as in the sim)
-                run.count("replies" if self.api.reply(self.op, work.chat_id, "an answer") else "reply_lost")
+        pending = self.api.inbox(self.op).pending
+        if not pending:
+            # nothing to answer: the poller wakes us when it takes a chat; a user writing to
+            # a chat we hold (legacy) we only see by looking
+            self._sleep(run, now + min(CLIENT_POLL, flows.poll_interval), self.work_wake)
             return
+        work = pending[0]
+        if flows.idle_probability and self.rng.random() < flows.idle_probability:
+            self._idle(run)
+            return
+        self._sleep(run, now + float(flows.handle_time.sample(self.rng)))
+        if run.stopping or not self.on_shift(clock.now()):
+            return  # the shift ended meanwhile: logging out released the chat (effort lost)
+        if flows.unassign_probability and self.rng.random() < flows.unassign_probability:
+            done = self.api.unassign(self.op, work.chat_id)
+            run.count("unassigns" if done else "unassign_lost")
+        else:  # False: idle detection or a stuck release took it meanwhile (effort lost)
+            done = self.api.reply(self.op, work.chat_id, "answer")
+            run.count("replies" if done else "reply_lost")
+        if done:
+            self.last_activity = clock.now()
+        self.poll_wake.set()  # a slot is free: the poller asks again
+
+    def _idle(self, run: Run) -> None:
+        """Silent for ``idle_duration``: no answers, no heartbeat, no polling."""
+        clock = run.clock
+        self.idle = True
+        run.count("idle_episodes")
+        end = clock.now() + float(run.flows.idle_duration.sample(self.rng))
+        try:
+            while clock.now() < end and not run.stopping:
+                self._sleep(run, end)  # a shift change wakes us early: keep being idle
+        finally:
+            self.idle = False
+        if self.on_shift(clock.now()) and not run.stopping:
+            self._log_in(run, self.api, True)  # a touch if still online, a new login if logged out
+            self.on_shift_db = True
+        self.poll_wake.set()
+
+    # the poller (a greenlet) -------------------------------------------------------------
+    def _poller(self, run: Run) -> None:
+        while not run.stopping:
+            try:
+                self._poll_step(run)
+            except CallFailed:
+                run.count("poller_errors")
+                time.sleep(run.poll_wall(run.flows.poll_interval))
+            except gevent.GreenletExit:
+                raise
+            except Exception:  # never die silently: the operator would stop taking chats
+                log.exception("operator %s poller", self.op)
+                run.count("poller_crashes")
+                time.sleep(run.poll_wall(run.flows.poll_interval))
+
+    def _poll_step(self, run: Run) -> None:
+        flows, clock = run.flows, run.clock
+        now = clock.now()
+        if not self.on_shift(now) or self.idle or self.on_shift_db is None:
+            self._sleep(run, now + flows.poll_interval, self.poll_wake)
+            return
+        beat = flows.idle_after / 4 if flows.idle_detection_interval > 0 else math.inf
+        inbox = self.poll_api.inbox(self.op)
+        if not inbox.online:  # logged out (idle detection) while away: log back in
+            self._log_in(run, self.poll_api, True)
+        elif now - self.last_activity >= flows.idle_after / 2:  # heartbeat (the model's rule)
+            self.poll_api.touch_operator(self.op)
+            self.last_activity = now
         if len(inbox.held) < self.me.max_chats:
-            salt = flows.salt if flows.salt is not None else int(self.rng.integers(0, 2**31 - 1))
             # the SQL compares fallback_after with the database's (wall) clock
-            if self.api.assign(self.op, run.config.policy, clock.wall(flows.fallback_after), salt) is not None:
+            got = self.poll_api.assign(self.op, run.config.policy, clock.wall(flows.fallback_after), run.salt())
+            if got is not None:
                 run.count("assignments")
-                return
-        self._wait_until(run, now + flows.poll_interval)
+                self.work_wake.set()
+                return  # ask again at once while a slot is free
+            self._sleep(run, now + min(flows.poll_interval, beat), self.poll_wake)
+        else:
+            self._sleep(run, now + beat, self.poll_wake)  # full: a reply wakes us
 
 
 # --------------------------------------------------------------------------------------

@@ -6,13 +6,12 @@ milliseconds and pin down the arithmetic the Locust process relies on.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
-from loadtest.arrivals import BadArrivalRate, arrival_times, peak_rate
+from loadtest.arrivals import scenario_arrivals, share
 from loadtest.clock import ScaledClock
 from loadtest.config import CONFIG_ENV, BadLoadTestConfig, LoadTestConfig, SeededOperator
 from loadtest.plan import POOL_CAP, concurrent_conversations, pool_limit
@@ -20,43 +19,37 @@ from sim.statemachine import ChatLabError
 
 
 # ----------------------------------------------------------------------------- arrivals
-def test_constant_rate_arrivals_have_the_poisson_count_and_stay_in_window() -> None:
-    rate, duration = 0.5, 4000.0
-    times = arrival_times(lambda t: rate, duration, np.random.default_rng(1))
-    expected = rate * duration
-    # Poisson: sd = sqrt(2000) ~ 45; 5 sd is a bound that only a broken generator breaks
-    assert abs(len(times) - expected) < 5 * math.sqrt(expected)
-    assert all(0 <= a < b < duration for a, b in zip(times, times[1:]))
+@pytest.mark.parametrize("name", ["baseline", "peak_hour"])  # Poisson, and a rate curve (thinning)
+def test_arrivals_are_exactly_the_simulations_users(name: str) -> None:
+    """Same (scenario, seed): the load test replays the simulation's chats and user draws."""
+    from sim.model import run_simulation
+    from sim.scenario import load_scenario
+
+    scenario = load_scenario(name).with_overrides({"duration": 1200.0})
+    seed = 4
+    log = run_simulation(scenario, "exclude_last", seed=seed)
+    opened = log.loc[(log["event"].astype(object) == "user_message") & log["from_state"].isna()]
+    arrivals = scenario_arrivals(scenario, seed, 1200.0)
+    assert len(arrivals) == len(opened) > 5
+    assert np.allclose([a.time for a in arrivals], opened["time"].to_numpy())
+    # the users' draws: a resolved chat has exactly `exchanges` user messages
+    msgs = log.loc[log["event"].astype(object) == "user_message"].groupby("chat_id").size()
+    ended = log.loc[(log["event"].astype(object) == "end") & (log["reason"].astype(object) == "resolved")]
+    by_chat = {int(c): i for i, c in enumerate(opened["chat_id"])}
+    for chat in ended["chat_id"]:
+        assert msgs[chat] == arrivals[by_chat[int(chat)]].exchanges
+    assert all(len(a.thinks) == a.exchanges >= 1 for a in arrivals)
 
 
-def test_rate_curve_is_followed() -> None:
-    """A step curve: 4x the rate in the second half gives ~4x the arrivals there."""
-    duration = 2000.0
-    times = np.array(arrival_times(lambda t: 0.2 if t < 1000 else 0.8, duration, np.random.default_rng(2)))
-    first, second = int((times < 1000).sum()), int((times >= 1000).sum())
-    assert abs(first - 200) < 5 * math.sqrt(200)
-    assert abs(second - 800) < 5 * math.sqrt(800)
+def test_arrivals_split_over_workers_and_respect_the_window() -> None:
+    from sim.scenario import load_scenario
 
-
-def test_share_thins_the_stream_for_distributed_workers() -> None:
-    full = arrival_times(lambda t: 1.0, 2000.0, np.random.default_rng(3))
-    half = arrival_times(lambda t: 1.0, 2000.0, np.random.default_rng(3), share=0.5)
-    assert abs(len(half) - len(full) / 2) < 5 * math.sqrt(len(full) / 2)
-
-
-def test_same_seed_same_arrivals_and_zero_rate_none() -> None:
-    a = arrival_times(lambda t: 0.1, 500.0, np.random.default_rng(7))
-    b = arrival_times(lambda t: 0.1, 500.0, np.random.default_rng(7))
-    assert a == b and a
-    assert arrival_times(lambda t: 0.0, 500.0, np.random.default_rng(7)) == []
-    assert arrival_times(lambda t: 1.0, 0.0, np.random.default_rng(7)) == []
-
-
-def test_bad_rate_is_a_user_error() -> None:
-    with pytest.raises(BadArrivalRate):
-        peak_rate(lambda t: -1.0, 10.0)
-    with pytest.raises(ChatLabError):
-        arrival_times(lambda t: float("nan"), 10.0, np.random.default_rng(0))
+    scenario = load_scenario("baseline")
+    full = scenario_arrivals(scenario, 1, 900.0)
+    assert full and all(0 <= a.time < 900.0 for a in full)
+    parts = [share(full, 3, k) for k in range(3)]
+    assert sorted(a.index for p in parts for a in p) == [a.index for a in full]
+    assert scenario_arrivals(scenario, 1, 0.0) == []
 
 
 # ----------------------------------------------------------------------------- clock
