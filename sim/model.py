@@ -46,7 +46,7 @@ import simpy
 
 from sim.distributions import count_from
 from sim.eventlog import EventLogBuilder
-from sim.policies import Policy, make_policy
+from sim.policies import Policy, RandomChoice, make_policy
 from sim.scenario import Scenario, load_scenario
 from sim.statemachine import State
 from sim.system import ChatSystem
@@ -123,12 +123,17 @@ class ChatModel:
         self.poll = scenario.policy.poll_interval
         self._push_next = 0
         self._users = 0
+        self._random_policy = isinstance(policy, RandomChoice)
 
     # ----------------------------------------------------------------- helpers
 
     def _salt(self) -> int:
+        """The random policy's salt: the scenario's fixed one or a fresh draw (only ``random`` uses it,
+        so other policies skip the draw; the salt stream feeds nothing else)."""
         fixed = self.scenario.policy.salt
-        return fixed if fixed is not None else int(self.rng_salt.integers(0, 2**31))
+        if fixed is not None:
+            return fixed
+        return int(self.rng_salt.integers(0, 2**31)) if self._random_policy else 0
 
     def _wake(self, agent: _Agent | None) -> None:
         """Something changed for this operator (new work, freed capacity, shift): both loops re-check."""

@@ -55,7 +55,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from sim.eventlog import EventLogBuilder, OperatorEvent
-from sim.policies import POLICY_NAMES, ChatView, OperatorView, Policy, Snapshot, make_policy
+from sim.policies import POLICY_NAMES, ChatOrderedPolicy, ChatView, OperatorView, Policy, Snapshot, make_policy
 from sim.statemachine import ChatLabError, Event, IllegalTransition, State, next_state
 
 _WA, _AS, _WR, _DONE = State.WAITING_ASSIGNMENT, State.ASSIGNED, State.WAITING_REAL_USER_REPLY, State.COMPLETED
@@ -64,6 +64,10 @@ _QUEUE_STATES = frozenset({_WA, _WR})
 #: Built-in policies whose eligibility is limited to waiting_assignment (the seed's fix rule).
 _FIX_ONLY_POLICIES = frozenset(
     type(make_policy(name)) for name in POLICY_NAMES if not make_policy(name).legacy
+)
+#: Built-in policies that look only at the requesting operator (chat-ordered ones).
+_REQUESTER_ONLY_POLICIES = frozenset(
+    type(make_policy(name)) for name in POLICY_NAMES if isinstance(make_policy(name), ChatOrderedPolicy)
 )
 
 
@@ -335,16 +339,18 @@ class ChatSystem:
     # ----------------------------------------------------------------- operators at work
 
     def snapshot(self, now: float | None = None, salt: int = 0, *, queue_only: bool = False,
-                 waiting_only: bool = False) -> Snapshot:
+                 waiting_only: bool = False, requester: Operator | None = None) -> Snapshot:
         """What a policy sees: open chats (id order) and all operators (id order).
 
         ``queue_only`` leaves out ``assigned`` chats, which no policy can pick, and
         ``waiting_only`` also the chats waiting for their user, which only ``legacy`` can
-        pick; the answer of the policies concerned is the same either way, just cheaper.
+        pick; ``requester`` lists only that operator (enough for chat-ordered policies).  The
+        answer of the policies concerned is the same either way, just cheaper.
         """
         t = self.now if now is None else float(now)
+        chats: Iterable[Chat]
         if waiting_only:
-            chats: Iterable[Chat] = (c for c in self._queue.values() if c.state is _WA)
+            chats = (c for c in self._queue.values() if c.state is _WA)
         elif queue_only:
             chats = self._queue.values()
         else:
@@ -352,7 +358,7 @@ class ChatSystem:
         return Snapshot(
             now=t,
             chats=tuple(sorted((c.view() for c in chats), key=lambda v: v.chat_id)),
-            operators=tuple(op.view() for op in self.operators.values()),
+            operators=(requester.view(),) if requester is not None else tuple(op.view() for op in self.operators.values()),
             salt=int(salt),
         )
 
@@ -370,10 +376,13 @@ class ChatSystem:
         # The built-in fix policies only ever pick waiting_assignment chats, so they are shown
         # only those (same answer, less work).  Any other policy sees the whole queue, so a
         # wrong pick still ends in a loud IllegalTransition below.
+        # Likewise a built-in chat-ordered policy only looks at the requester among the operators.
         fix_only = type(pol) in _FIX_ONLY_POLICIES
         if fix_only and not self._waiting:
             return None
-        chat_id = pol.pick(self.snapshot(t, salt, queue_only=True, waiting_only=fix_only), operator_id)
+        requester_only = type(pol) in _REQUESTER_ONLY_POLICIES
+        snap = self.snapshot(t, salt, queue_only=True, waiting_only=fix_only, requester=op if requester_only else None)
+        chat_id = pol.pick(snap, operator_id)
         if chat_id is None:
             return None
         chat = self.chats[chat_id]
