@@ -107,11 +107,39 @@ def _running_info(pgdata: Path):
     return info if info is not None and info.is_running() else None
 
 
-def _start(pgdata: Path) -> str:
+#: Settings of throw-away servers (tests, load tests, benchmarks).  Their data is deleted
+#: on exit, so durability buys nothing, and on this lab's disks every commit's WAL flush
+#: (~10 ms) would dominate: one client managed ~45 assign+reply cycles/s with fsync, ~1,500
+#: without.  Results are then CPU-bound figures of the SQL, not of the disk.
+THROWAWAY_SETTINGS: dict[str, str] = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+}
+_SETTINGS_MARK = "# chatlab settings"
+
+
+def _write_settings(pgdata: Path, settings: dict[str, str]) -> None:
+    """Append ``settings`` to the cluster's postgresql.conf once (before the first start)."""
+    conf = pgdata / "postgresql.conf"
+    text = conf.read_text()
+    if _SETTINGS_MARK in text:
+        return
+    lines = [f"{_SETTINGS_MARK} (chatlab/db/server.py)"] + [f"{k} = {v}" for k, v in settings.items()]
+    conf.write_text(text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
+
+
+def _start(pgdata: Path, settings: dict[str, str] | None = None) -> str:
     """Start (or find) the cluster in ``pgdata`` and return its URI; never stops it on exit."""
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     try:
-        server = _pgserver().get_server(pgdata, cleanup_mode=None)
+        pgserver = _pgserver()
+        server = pgserver.get_server(pgdata, cleanup_mode=None, start=False)
+        if settings and _running_info(pgdata) is None:
+            with server._lock:
+                server.ensure_pgdata_inited()
+            _write_settings(pgdata, settings)
+        server.start()
         uri = server.get_uri()
     except (subprocess.SubprocessError, RuntimeError, OSError, AssertionError) as exc:
         log = pgdata / "log"
@@ -176,8 +204,11 @@ def stop_server(data: str | os.PathLike[str] | None = None) -> bool:
 
 
 @contextlib.contextmanager
-def temporary_server(prefix: str = "chatlab-pg-") -> Iterator[str]:
+def temporary_server(prefix: str = "chatlab-pg-", *, durable: bool = False) -> Iterator[str]:
     """Yield the URI of a private, throw-away embedded server; always stop and delete it.
+
+    Unless ``durable``, it runs with :data:`THROWAWAY_SETTINGS` (no fsync): its data is
+    deleted anyway, and commit latency would otherwise measure the disk, not the SQL.
 
     Used by the test session and the load test so they never touch the user's data.
     The directory is short (``/tmp/chatlab-pg-XXXX``) because a unix socket path must fit
@@ -186,7 +217,7 @@ def temporary_server(prefix: str = "chatlab-pg-") -> Iterator[str]:
     root = Path(tempfile.mkdtemp(prefix=prefix))
     pgdata = root / "pg"
     try:
-        yield _start(pgdata)
+        yield _start(pgdata, THROWAWAY_SETTINGS if durable is False else None)
     finally:
         try:
             _stop(pgdata)
