@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.eventlog import COLUMNS, InvalidEventLog, OperatorEvent, coerce
+from sim.eventlog import COLUMNS, DTYPES, InvalidEventLog, OperatorEvent, coerce
 from sim.statemachine import Event, State
 
 #: Bump when a key of :func:`compute_metrics` changes meaning or disappears.
@@ -86,6 +86,8 @@ def prepare(log: pd.DataFrame) -> pd.DataFrame:
     """
     if not isinstance(log, pd.DataFrame):
         raise InvalidEventLog(f"expected an event-log DataFrame, got {type(log).__name__}")
+    if _is_canonical(log):
+        return log  # already prepared: every function here calls prepare(), keep that free
     attrs = dict(log.attrs)
     out = coerce(log)
     if len(out) and not out["time"].is_monotonic_increasing:
@@ -93,6 +95,20 @@ def prepare(log: pd.DataFrame) -> pd.DataFrame:
     out = out.reset_index(drop=True)
     out.attrs = attrs
     return out
+
+
+def _is_canonical(log: pd.DataFrame) -> bool:
+    """Columns, dtypes, a 0..n-1 index and time order exactly as :func:`prepare` leaves them."""
+    if tuple(log.columns) != COLUMNS or not isinstance(log.index, pd.RangeIndex) or log.index.start != 0:
+        return False
+    for col, dtype in DTYPES.items():
+        have = log[col].dtype
+        if col == "reason":
+            if not isinstance(have, pd.CategoricalDtype):
+                return False
+        elif have != dtype:
+            return False
+    return bool(log["time"].is_monotonic_increasing) if len(log) else True
 
 
 def run_duration(log: pd.DataFrame) -> float:
@@ -662,8 +678,12 @@ class _Parts:
     assignments: pd.DataFrame
     waits: pd.DataFrame
     intervals: pd.DataFrame
-    queue: pd.DataFrame
+    state_counts: pd.DataFrame
     idle: pd.DataFrame
+
+    @property
+    def queue(self) -> pd.DataFrame:
+        return self.state_counts[["time", _WA]].rename(columns={_WA: "queue_length"})
 
 
 def compute_metrics(
@@ -673,9 +693,16 @@ def compute_metrics(
 
     Sections: ``schema_version``, ``run``, ``params``, ``counts``, ``fairness``, ``wait``,
     ``assignment``, ``health``, ``occupancy`` (every key is listed in the README and in
-    :data:`METRIC_KEYS`).  Values that cannot be defined (e.g. p99 with no served wait) are
+    :data:`METRIC_DOCS`).  Values that cannot be defined (e.g. p99 with no served wait) are
     ``None``, never NaN, so the JSON is strict.
     """
+    return _metrics_and_parts(log, service_level_t=service_level_t, stuck_after=stuck_after)[0]
+
+
+def _metrics_and_parts(
+    log: pd.DataFrame, *, service_level_t: float, stuck_after: float | None
+) -> tuple[dict[str, Any], _Parts]:
+    """:func:`compute_metrics` plus the tables it was computed from (reused by :func:`analyse`)."""
     log = prepare(log)
     if service_level_t < 0 or not math.isfinite(service_level_t):
         raise InvalidEventLog(f"service level threshold must be a finite number of seconds >= 0, got {service_level_t!r}")
@@ -686,7 +713,7 @@ def compute_metrics(
         assignments=assignments(log),
         waits=wait_episodes(log),
         intervals=state_intervals(log),
-        queue=queue_length_series(log),
+        state_counts=state_counts_series(log),
         idle=idle_releases(log),
     )
     ev = log["event"].astype(object)
@@ -757,7 +784,7 @@ def compute_metrics(
         "assignment": assignment,
         "health": health,
         "occupancy": occupancy,
-    }
+    }, parts
 
 
 #: What each key of :func:`compute_metrics` means.  ``<dist>`` / ``<stat>`` / ``<state>`` are
@@ -944,12 +971,13 @@ def analyse(
 ) -> Analysis:
     """Compute the metrics and every table of one run (what a report needs), once."""
     log = prepare(log)
+    metrics, parts = _metrics_and_parts(log, service_level_t=service_level_t, stuck_after=stuck_after)
     return Analysis(
         label=label or default_label(log),
         log=log,
-        metrics=compute_metrics(log, service_level_t=service_level_t, stuck_after=stuck_after),
-        per_operator=per_operator(log),
+        metrics=metrics,
+        per_operator=parts.per_operator,
         per_hour=per_hour(log, service_level_t=service_level_t),
-        waits=wait_episodes(log),
-        state_counts=state_counts_series(log),
+        waits=parts.waits,
+        state_counts=parts.state_counts,
     )
