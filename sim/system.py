@@ -175,7 +175,7 @@ class ChatSystem:
         self._open_history: dict[int, AssignmentRecord] = {}
         self._queue: dict[int, Chat] = {}  # chats in waiting_assignment / waiting_real_user_reply
         self._waiting = 0  # how many of them are in waiting_assignment
-        self._policies: dict[str, Policy] = {}
+        self._policies: dict[tuple[str, float | None], Policy] = {}
         self._next_chat = 1
 
     # ----------------------------------------------------------------- helpers
@@ -203,12 +203,14 @@ class ChatSystem:
             raise UnknownChat(f"unknown chat {chat_id!r}")
         return chat
 
-    def _policy(self, policy: Policy | str) -> Policy:
+    def _policy(self, policy: Policy | str, fallback_after: float | None = None) -> Policy:
         if isinstance(policy, Policy):
             return policy
-        cached = self._policies.get(policy)
+        key = (policy, fallback_after if policy == "exclude_last_fallback" else None)
+        cached = self._policies.get(key)
         if cached is None:
-            cached = self._policies[policy] = make_policy(policy)
+            params = {"fallback_after": float(fallback_after)} if key[1] is not None else {}
+            cached = self._policies[key] = make_policy(policy, **params)
         return cached
 
     def _move(self, chat: Chat, event: Event, t: float, *, operator_id: int | None,
@@ -363,13 +365,15 @@ class ChatSystem:
         )
 
     def assign(self, operator_id: int, policy: Policy | str, *, now: float | None = None,
-               salt: int = 0) -> int | None:
+               salt: int = 0, fallback_after: float | None = None) -> int | None:
         """The operator asks for a chat; the policy picks one (or None).
 
+        ``policy`` is a :class:`Policy` or a name; with a name, ``fallback_after`` sets
+        ``exclude_last_fallback``'s T (the SQL function's parameter; ignored by the others).
         Offline or full operators get None (not an error).  Asking is not activity.
         """
         op = self._op(operator_id)
-        pol = self._policy(policy)
+        pol = self._policy(policy, fallback_after)
         t = self._tick(now)
         if not op.has_capacity or not self._queue:
             return None

@@ -296,3 +296,13 @@ def pd_isna(value: object) -> bool:
     import pandas as pd
 
     return bool(pd.isna(value))
+
+
+def test_assign_by_name_takes_the_fallback_parameter_like_sql() -> None:
+    system = world(1)
+    chat = system.real_user_message(1, now=0.0)
+    system.assign(1, "exclude_last", now=1.0)
+    system.operator_message(1, chat, now=2.0)
+    system.real_user_message(1, "again", chat, now=3.0)
+    assert system.assign(1, "exclude_last_fallback", now=50.0, fallback_after=60.0) is None
+    assert system.assign(1, "exclude_last_fallback", now=63.0, fallback_after=60.0) == chat
