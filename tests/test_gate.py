@@ -145,3 +145,42 @@ def test_gate_fails_legacy_and_passes_exclude_last_on_baseline() -> None:
     fixed = chatlab("gate", "baseline", "--policy", "exclude_last", *common)
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert "gate PASSED" in fixed.stdout
+
+
+# ----------------------------------------------------------------- the command on a log from PostgreSQL
+
+
+def seed_flow_on_the_database(db, policy: str) -> None:  # noqa: ANN001 (ChatDB, imported lazily)
+    """The seed's manual test flow on the real functions: user writes, A answers, A asks again,
+    the user answers, A and then B ask."""
+    a, b = db.create_operator("A", 1), db.create_operator("B", 1)
+    db.set_clock(0.0)
+    chat = db.real_user_message(1, "hello")
+    db.set_clock(10.0)
+    assert db.assign_chat_to_operator(a, policy) == chat
+    db.set_clock(20.0)
+    db.operator_message(a, chat, "hi, how can I help?")
+    db.set_clock(30.0)
+    again = db.assign_chat_to_operator(a, policy)  # legacy: the same chat again (the bug)
+    if again is not None:
+        db.operator_message(a, chat, "...")
+    db.set_clock(40.0)
+    db.real_user_message(1, "my order is late", chat)
+    db.set_clock(50.0)
+    if db.assign_chat_to_operator(a, policy) is None:  # the fix: excluded for A ...
+        assert db.assign_chat_to_operator(b, policy) == chat  # ... and B gets it
+
+
+@pytest.mark.parametrize("policy, code", [("legacy", 1), ("exclude_last", 0)])
+def test_gate_on_an_event_log_read_from_postgresql(db, tmp_path: Path, policy: str, code: int) -> None:  # noqa: ANN001
+    seed_flow_on_the_database(db, policy)
+    log = db.events()
+    log.attrs.update({"policy": policy, "duration": 60.0, "operators": [1, 2]})
+    write_run_report(M.analyse(log), tmp_path / policy, plots=False)  # what `chatlab loadtest` writes too
+    res = chatlab("gate", str(tmp_path / policy))
+    assert res.returncode == code, res.stdout + res.stderr
+    if code:
+        # assigns at 10, 30 (A again, from waiting_real_user_reply) and 50 (A again): 2 repeats, 1 premature
+        assert "repeat_rate = 66.67%" in res.stdout and "premature_rate = 33.33%" in res.stdout
+    else:
+        assert res.stdout.count("PASS ") == 2 and res.stdout.strip().endswith("gate PASSED")
