@@ -886,6 +886,16 @@ def documented_keys() -> list[str]:
     return expanded
 
 
+def metric_docs_markdown() -> str:
+    """The README's ``metrics.json`` key table, generated from :data:`METRIC_DOCS` so they cannot drift.
+
+    ``<dist>`` is one of :data:`FAIRNESS_DISTRIBUTIONS`; ``<state>`` one of :data:`OPEN_STATES`.
+    """
+    lines = ["| key | meaning |", "|---|---|"]
+    lines += [f"| `{key}` | {text.replace('|', '/')} |" for key, text in METRIC_DOCS.items()]
+    return "\n".join(lines)
+
+
 def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Dotted keys (``wait.p99_s``) for CSV rows and tables; ``run.policy_params`` becomes JSON text."""
     flat: dict[str, Any] = {}
@@ -926,7 +936,7 @@ __all__ = [
     "online_intervals", "assignments", "wait_episodes", "percentile", "wait_summary", "wait_cdf",
     "state_intervals", "state_occupancy", "state_counts_series", "queue_length_series", "step_mean",
     "idle_releases", "per_operator", "per_hour", "run_info", "compute_metrics", "flatten_metrics",
-    "metric_keys", "get_metric", "Analysis", "analyse", "default_label", "METRIC_DOCS", "documented_keys", "FAIRNESS_DISTRIBUTIONS",
+    "metric_keys", "get_metric", "metric_docs_markdown", "Analysis", "analyse", "default_label", "METRIC_DOCS", "documented_keys", "FAIRNESS_DISTRIBUTIONS",
 ]
 
 

@@ -351,3 +351,9 @@ def test_unsorted_input_is_sorted_and_input_not_mutated() -> None:
 def test_time_weighted_step_mean() -> None:
     assert M.step_mean(np.array([0.0, 10.0]), np.array([2.0, 4.0]), 0.0, 20.0) == pytest.approx(3.0)
     assert M.step_mean(np.array([0.0, 10.0]), np.array([2.0, 4.0]), 5.0, 15.0) == pytest.approx(3.0)
+
+
+def test_readme_key_table_lists_every_documented_key() -> None:
+    table = M.metric_docs_markdown().splitlines()
+    assert table[:2] == ["| key | meaning |", "|---|---|"] and len(table) == 2 + len(M.METRIC_DOCS)
+    assert all(f"| `{key}` |" in M.metric_docs_markdown() for key in M.METRIC_DOCS)
