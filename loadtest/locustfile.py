@@ -468,7 +468,9 @@ class Operator(User):
                 return  # ask again at once while a slot is free
             self._sleep(run, now + min(flows.poll_interval, beat), self.poll_wake)
         else:
-            self._sleep(run, now + beat, self.poll_wake)  # full: a reply wakes us
+            # full: our own reply or hand-back wakes us; a slot freed behind our back (the user
+            # ended a held chat, a release) we only see by looking again
+            self._sleep(run, now + min(CLIENT_POLL, flows.poll_interval, beat), self.poll_wake)
 
 
 # --------------------------------------------------------------------------------------

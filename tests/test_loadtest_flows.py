@@ -132,3 +132,36 @@ def test_unknown_scenario_is_a_user_error() -> None:
     with pytest.raises(ChatLabError, match="scenario"):
         run_load_test(LoadTestOptions(scenario="no_such_scenario", database_url="postgresql:///never-used"))
     assert issubclass(LoadTestUsageError, ChatLabError)
+
+
+def test_compare_real_cli_smoke(pg_uri: str, scenario_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``chatlab compare-real``: both policies, both sides, one report; legacy repeats on the DB, the fix none."""
+    from chatlab.cli import main
+
+    out = tmp_path / "cr"
+    code = main(["compare-real", str(scenario_file), "--run-time", "4", "--out", str(out), "--seed", "3",
+                 "--database-url", pg_uri, "--no-progress"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "relative difference" in printed
+    data = json.loads((out / "sim_vs_real.json").read_text())
+    assert set(data["policies"]) == {"legacy", "exclude_last"}
+    legacy, fixed = data["policies"]["legacy"], data["policies"]["exclude_last"]
+    assert legacy["assignment.repeat"]["load_test"] > 0 and legacy["assignment.repeat"]["simulation"] > 0
+    assert fixed["assignment.repeat"]["load_test"] == 0 == fixed["assignment.repeat"]["simulation"]
+    assert fixed["counts.assignments"]["load_test"] > 0
+    # the same users on both sides: the chats opened in the window agree (up to an arrival or
+    # two at the very end, which the load test may open a moment after the window closes)
+    assert abs(fixed["counts.chats"]["load_test"] - fixed["counts.chats"]["simulation"]) <= 2
+    assert (out / "summary.md").read_text().count("### ") >= 2
+    for policy in ("legacy", "exclude_last"):
+        assert (out / "locust" / policy / "locust_stats.csv").exists()
+        assert json.loads((out / "locust" / policy / "loadtest.json").read_text())["integrity"]["double_assigned"] == 0
+
+
+def test_cli_user_mistake_is_one_line_exit_2(scenario_file: Path, capsys: pytest.CaptureFixture) -> None:
+    from chatlab.cli import main
+
+    assert main(["loadtest", str(scenario_file), "--time-scale", "-1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("chatlab loadtest: error:") and "--time-scale" in err and "\n" not in err
