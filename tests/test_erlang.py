@@ -57,22 +57,23 @@ def test_bad_parameters_are_named(kwargs, match) -> None:
 
 
 def test_mm_c_scenario_mean_wait_agrees_with_erlang_c() -> None:
-    """Tolerance: the mean of 10 independent replications (100,000 simulated s each, ~1,670
-    chats per replication) must be within 10 % of Wq AND within 3 standard errors of it;
-    P(wait > 0) within 0.03.  At rho = 0.75 a single replication's mean wait has a standard
-    deviation of ~15 %, so the 10-run mean has ~5 %: 10 % is about two standard errors of
-    slack plus the warm-up bias of starting empty (< 1 %)."""
+    """Tolerance: the mean of 12 independent replications (150,000 simulated s each, ~7,500
+    chats per replication, 90,000 in all) must be within 10 % of Wq AND within 3 standard
+    errors of it; P(wait > 0) within 0.03.  At rho = 0.75 waits are strongly correlated, so
+    a single replication's mean wait has a standard deviation of ~15 %, and the 12-run mean
+    ~4.5 %: 10 % is about two standard errors of slack (the warm-up bias of starting empty
+    is < 1 %).  Measured: 31.9 s vs Wq = 30.6 s (+4 %, 0.9 standard errors)."""
     from chatlab.metrics import wait_episodes
     from sim.model import run_simulation
     from sim.scenario import load_scenario
 
-    scenario = load_scenario("mm_c").with_overrides({"duration": 100_000})
+    scenario = load_scenario("mm_c").with_overrides({"duration": 150_000})
     theory = mmc_from_scenario(scenario)
     means, waited = [], []
-    for seed in range(1, 11):
+    for seed in range(1, 13):
         waits = wait_episodes(run_simulation(scenario, "exclude_last", seed=seed))
         served = waits.loc[waits["outcome"] == "served", "wait_s"].to_numpy()
-        assert len(served) > 1400
+        assert len(served) > 6000
         means.append(served.mean())
         waited.append((served > 1e-9).mean())
     mean, se = float(np.mean(means)), float(np.std(means, ddof=1) / np.sqrt(len(means)))
