@@ -21,11 +21,6 @@ def chatlab(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CHATLAB, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
-def sim_available() -> bool:
-    """The simulation files exist (a broken import then fails the test instead of skipping it)."""
-    return (ROOT / "sim" / "model.py").is_file() and (ROOT / "sim" / "scenario.py").is_file()
-
-
 # ----------------------------------------------------------------- bounds
 
 
@@ -136,7 +131,6 @@ def test_gate_unreadable_log_exit_2(tmp_path: Path) -> None:
 # ----------------------------------------------------------------- the command on simulated scenarios
 
 
-@pytest.mark.skipif(not sim_available(), reason="sim.model / sim.scenario not built yet")
 def test_gate_fails_legacy_and_passes_exclude_last_on_baseline() -> None:
     common = ["--seed", "1", "--duration", "3600", "--no-progress", "--max-premature-rate", "0"]
     legacy = chatlab("gate", "baseline", "--policy", "legacy", *common)

@@ -233,7 +233,6 @@ def test_notebook_runs_on_a_saved_comparison(tmp_path: Path, monkeypatch: pytest
     assert ns["fairness"].loc["Jain (per online h)", "exclude_last"] == pytest.approx(1.0)
 
 
-@pytest.mark.skipif(not (NOTEBOOK.parents[1] / "sim" / "model.py").is_file(), reason="sim/model.py not in this tree yet")
 def test_notebook_runs_its_own_small_simulation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ns = run_notebook(monkeypatch, {"CHATLAB_SCENARIO": "baseline", "CHATLAB_POLICIES": "legacy,exclude_last",
                                     "CHATLAB_SEED": "3", "CHATLAB_DURATION": "900"}, tmp_path)
