@@ -41,9 +41,13 @@ ALTER TABLE chats
 -- small as the queue however many chats the table holds.
 CREATE INDEX chats_waiting_queue_idx ON chats (waiting_since, id)
     WHERE chat_state = 'waiting_assignment';
--- The pre-fix queue (legacy policy): any unassigned open chat.
+-- The pre-fix queue (legacy policy): any open chat nobody holds, in the pre-fix app's own
+-- columns.  (Equivalent to chat_state IN ('waiting_assignment', 'waiting_real_user_reply')
+-- by the constraints above, but written so that the planner can never pick it for the
+-- fix's queries: with the state predicate it did, and then every claim had to skip all the
+-- chats waiting for a user reply — claims/s decayed as those piled up.)
 CREATE INDEX chats_legacy_queue_idx ON chats (waiting_since, id)
-    WHERE chat_state IN ('waiting_assignment', 'waiting_real_user_reply');
+    WHERE is_active AND assigned_operator_id IS NULL;
 -- Who holds what: capacity checks and releases of one operator's chats.
 CREATE INDEX chats_assigned_operator_idx ON chats (assigned_operator_id)
     WHERE chat_state = 'assigned';

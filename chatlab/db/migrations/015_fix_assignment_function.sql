@@ -417,8 +417,10 @@ BEGIN
 
     -- The claim.
     IF v_policy = 'legacy' THEN
+        -- the pre-fix rule in the pre-fix columns: open and nobody holds it (= waiting_assignment
+        -- or waiting_real_user_reply, by 014's constraints; matches chats_legacy_queue_idx)
         SELECT c.id, c.chat_state INTO v_chat, v_from FROM chats c
-        WHERE c.chat_state IN ('waiting_assignment', 'waiting_real_user_reply')
+        WHERE c.is_active AND c.assigned_operator_id IS NULL
         ORDER BY c.waiting_since, c.id
         LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
     ELSIF v_policy = 'exclude_last_fallback' THEN
