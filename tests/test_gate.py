@@ -132,13 +132,16 @@ def test_gate_unreadable_log_exit_2(tmp_path: Path) -> None:
 
 
 def test_gate_fails_legacy_and_passes_exclude_last_on_baseline() -> None:
-    common = ["--seed", "1", "--duration", "3600", "--no-progress", "--max-premature-rate", "0"]
+    common = ["--seeds", "1-2", "--duration", "3600", "--no-progress"]  # repeat + premature bounds: defaults (0)
     legacy = chatlab("gate", "baseline", "--policy", "legacy", *common)
     assert legacy.returncode == 1, legacy.stdout + legacy.stderr
-    assert "FAIL" in legacy.stdout and "repeat_rate" in legacy.stdout
-    fixed = chatlab("gate", "baseline", "--policy", "exclude_last", *common)
+    for seed in (1, 2):
+        line = next(ln for ln in legacy.stdout.splitlines() if f"seed {seed}]: repeat_rate" in ln)
+        assert line.startswith("FAIL") and "over the bound" in line
+    assert legacy.stdout.strip().endswith("gate FAILED: 4 of 4 checks")
+    fixed = chatlab("gate", "baseline", "--policy", "exclude_last", *common, "--min-jain", "0.5")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
-    assert "gate PASSED" in fixed.stdout
+    assert fixed.stdout.count("PASS ") == 6 and fixed.stdout.strip().endswith("gate PASSED")
 
 
 # ----------------------------------------------------------------- the command on a log from PostgreSQL
