@@ -98,15 +98,21 @@ class _Agent:
 
 
 class ChatModel:
-    """One simulation run.  Use :func:`run_simulation` unless you need the pieces."""
+    """One simulation run.  Use :func:`run_simulation` unless you need the pieces.
 
-    def __init__(self, scenario: Scenario, policy: Policy, seed: int) -> None:
+    ``ChatModel(scenario, policy, seed, record_calls=True).run()`` also leaves every
+    operation in ``model.system.calls`` (:class:`sim.system.Call`), including heartbeats
+    and the random policy's salts, which the event log does not show: what a replay
+    against the database needs (:func:`sim.system.replay_calls`).
+    """
+
+    def __init__(self, scenario: Scenario, policy: Policy, seed: int, *, record_calls: bool = False) -> None:
         self.scenario = scenario
         self.policy = policy
         self.seed = int(seed)
         self.env = simpy.Environment()
         self.log = EventLogBuilder()
-        self.system = ChatSystem(log=self.log)
+        self.system = ChatSystem(log=self.log, record_calls=record_calls)
         streams = np.random.SeedSequence(self.seed).spawn(4)
         self.rng_arrivals = np.random.default_rng(streams[_ARRIVALS])
         self.rng_users = np.random.default_rng(streams[_USERS])

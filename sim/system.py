@@ -50,9 +50,12 @@ call changes several things, chat rows come first (in chat-id order), then the o
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple, TypeVar
 
 from sim.eventlog import EventLogBuilder, OperatorEvent
 from sim.policies import POLICY_NAMES, ChatOrderedPolicy, ChatView, OperatorView, Policy, Snapshot, make_policy
@@ -154,6 +157,58 @@ class AssignmentRecord:
     release_reason: str | None = None
 
 
+# --------------------------------------------------------------------------- call recording
+
+
+class Call(NamedTuple):
+    """One successful operation, for replaying the same sequence against SQL (``record_calls=True``).
+
+    ``args`` are the call's arguments by name (``now`` excluded: it is ``time``); a policy is
+    recorded as its name plus its parameters, so the call can be repeated against the SQL
+    ``assign_chat_to_operator(op, policy, fallback_after, salt)``.  ``result`` is what the
+    call returned (for ``assign``: the chosen chat or None — the decision to compare).
+    """
+
+    time: float
+    name: str
+    args: dict[str, Any]
+    result: Any
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _recorded(fn: _F) -> _F:
+    """Record successful outermost calls in ``self.calls`` when it is a list (else no cost but a check)."""
+    sig = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def wrapper(self: "ChatSystem", *args: Any, **kwargs: Any) -> Any:
+        if self.calls is None:
+            return fn(self, *args, **kwargs)
+        self._depth += 1
+        try:
+            result = fn(self, *args, **kwargs)
+        finally:
+            self._depth -= 1
+        if self._depth == 0:
+            bound = sig.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            named = {k: v for k, v in bound.arguments.items() if k not in ("self", "now")}
+            policy = named.get("policy")
+            if isinstance(policy, Policy):
+                named["policy"] = policy.name
+                named.update(policy.params)
+            elif isinstance(policy, str) and policy == "exclude_last_fallback" and named.get("fallback_after") is None:
+                named.update(self._policy(policy).params)
+            if isinstance(result, list):
+                result = list(result)
+            self.calls.append(Call(self.now, fn.__name__, named, result))
+        return result
+
+    return wrapper  # type: ignore[return-value]
+
+
 # --------------------------------------------------------------------------- the system
 
 
@@ -164,7 +219,7 @@ class ChatSystem:
     default).  Ids are 1, 2, 3... in creation order, like a fresh ``bigserial``.
     """
 
-    def __init__(self, *, log: EventLogBuilder | None = None, start: float = 0.0) -> None:
+    def __init__(self, *, log: EventLogBuilder | None = None, start: float = 0.0, record_calls: bool = False) -> None:
         if not math.isfinite(start):
             raise InvalidArgument(f"start time must be a finite number of seconds, got {start!r}")
         self.now: float = float(start)
@@ -177,6 +232,9 @@ class ChatSystem:
         self._waiting = 0  # how many of them are in waiting_assignment
         self._policies: dict[tuple[str, float | None], Policy] = {}
         self._next_chat = 1
+        #: Successful operations in order (a list when ``record_calls``), see :class:`Call`.
+        self.calls: list[Call] | None = [] if record_calls else None
+        self._depth = 0
 
     # ----------------------------------------------------------------- helpers
 
@@ -243,6 +301,7 @@ class ChatSystem:
 
     # ----------------------------------------------------------------- operators
 
+    @_recorded
     def create_operator(self, *, max_chats: int = 1, online: bool = False, now: float | None = None) -> int:
         """Add an operator (offline unless ``online``); return its id."""
         if isinstance(max_chats, bool) or not isinstance(max_chats, int) or max_chats < 1:
@@ -254,6 +313,7 @@ class ChatSystem:
             self.set_operator_online(op_id, True, now=t)
         return op_id
 
+    @_recorded
     def set_operator_online(self, operator_id: int, online: bool, *, now: float | None = None) -> int:
         """Log an operator in (activity) or out (its assigned chats go back to the queue).
 
@@ -281,11 +341,13 @@ class ChatSystem:
         self.log.record(t, OperatorEvent.OFFLINE, operator_id=op.id, reason=op_reason)
         return len(released)
 
+    @_recorded
     def touch_operator(self, operator_id: int, *, now: float | None = None) -> None:
         """Heartbeat: the operator is active (``last_activity_at := now``)."""
         op = self._op(operator_id)
         op.last_activity_at = self._tick(now)
 
+    @_recorded
     def mark_operator_idle(self, operator_id: int, idle: bool, *, now: float | None = None) -> None:
         """Record ground truth ``operator_idle`` / ``operator_active`` (simulation only; no state change)."""
         op = self._op(operator_id)
@@ -294,6 +356,7 @@ class ChatSystem:
 
     # ----------------------------------------------------------------- real users
 
+    @_recorded
     def real_user_message(self, real_user_id: int, body: str = "", chat_id: int | None = None, *,
                           now: float | None = None) -> int:
         """A real user writes: a new chat (``chat_id`` None) or a message in its existing chat.
@@ -324,6 +387,7 @@ class ChatSystem:
             chat.waiting_since = t
         return chat.id
 
+    @_recorded
     def end_chat(self, chat_id: int, reason: str | None = None, *, now: float | None = None) -> None:
         """Close a chat from any open state (``resolved``, ``abandoned``...)."""
         chat = self._chat(chat_id)
@@ -364,6 +428,7 @@ class ChatSystem:
             salt=int(salt),
         )
 
+    @_recorded
     def assign(self, operator_id: int, policy: Policy | str, *, now: float | None = None,
                salt: int = 0, fallback_after: float | None = None) -> int | None:
         """The operator asks for a chat; the policy picks one (or None).
@@ -411,6 +476,7 @@ class ChatSystem:
                               f"(state {chat.state}, held by {holder})")
         return op, chat
 
+    @_recorded
     def operator_message(self, operator_id: int, chat_id: int, body: str = "", *, now: float | None = None) -> None:
         """The assigned operator replies: the chat waits for the real user and leaves the operator."""
         op, chat = self._held(operator_id, chat_id, Event.OPERATOR_REPLY)
@@ -419,6 +485,7 @@ class ChatSystem:
         chat.operator_replied_at = t
         op.last_activity_at = t
 
+    @_recorded
     def unassign_chat(self, operator_id: int, chat_id: int, *, now: float | None = None) -> None:
         """The assigned operator hands the chat back to the queue (keeps its place: waiting_since)."""
         op, chat = self._held(operator_id, chat_id, Event.UNASSIGN)
@@ -428,6 +495,7 @@ class ChatSystem:
 
     # ----------------------------------------------------------------- background jobs
 
+    @_recorded
     def release_idle_operator_chats(self, idle_after: float, *, now: float | None = None) -> int:
         """Idle detection: online operators inactive for ``idle_after`` s go offline, their chats back to the queue.
 
@@ -446,6 +514,7 @@ class ChatSystem:
                                                history_reason="idle", op_reason="idle")
         return released
 
+    @_recorded
     def detect_stuck_chats(self, older_than: float, *, now: float | None = None) -> list[int]:
         """Chats ``assigned`` for longer than ``older_than`` seconds (oldest assignment first)."""
         if isinstance(older_than, bool) or not isinstance(older_than, (int, float)) or not (older_than >= 0) \
@@ -456,6 +525,7 @@ class ChatSystem:
         stuck = [(rec.assigned_at, cid) for cid, rec in self._open_history.items() if rec.assigned_at < cutoff]
         return [cid for _, cid in sorted(stuck)]
 
+    @_recorded
     def release_and_reassign_chat(self, chat_id: int, reason: str = "manual_fix", *, now: float | None = None) -> int:
         """Take an ``assigned`` chat from its holder and put it back in the queue; return the holder's id."""
         chat = self._chat(chat_id)
@@ -496,3 +566,22 @@ class ChatSystem:
 
     def open_chats(self) -> Iterator[Chat]:
         return (c for c in self.chats.values() if c.state is not _DONE)
+
+
+def replay_calls(calls: Iterable[Call], system: ChatSystem | None = None) -> tuple[ChatSystem, list[tuple[Call, Any]]]:
+    """Apply recorded calls to ``system`` (a fresh one by default), in order, at their times.
+
+    Returns the system and the calls whose result differed, as ``(call, result here)``.
+    The same loop, with the SQL functions instead of these methods, is the database replay:
+    an empty difference list means both took the same decisions.
+    """
+    system = system if system is not None else ChatSystem()
+    differences: list[tuple[Call, Any]] = []
+    for call in calls:
+        args = dict(call.args)
+        if call.name == "assign" and args.get("policy") != "exclude_last_fallback":
+            args["fallback_after"] = None
+        got = getattr(system, call.name)(**args, now=call.time)
+        if got != call.result:
+            differences.append((call, got))
+    return system, differences
