@@ -137,7 +137,7 @@ class PolicySpec:
     name: str = "exclude_last"
     mode: str = "pull"  # pull: operators ask; push: a waiting chat is offered to free operators
     fallback_after: float = 300.0  # exclude_last_fallback's T (s)
-    poll_interval: float = 5.0  # how often an operator with free capacity asks again (and heartbeats)
+    poll_interval: float = 5.0  # how often an operator with free capacity asks again (push: re-dispatch)
     salt: int | None = None  # random policy: fixed salt; None = a fresh seeded salt per request
 
     def to_dict(self) -> dict[str, Any]:
@@ -541,7 +541,7 @@ FIELD_DOCS: tuple[tuple[str, str, str], ...] = (
     ("description", "string", "what the scenario is for"),
     ("duration", "number > 0 (required)", "simulated seconds"),
     ("seed", "integer >= 0, default 0", "default random seed"),
-    ("users.arrivals.kind", "poisson | curve | trace", "inferred from rate / points / path when omitted"),
+    ("users.arrivals.kind", "poisson, curve or trace", "inferred from rate / points / path when omitted"),
     ("users.arrivals.rate", "number >= 0", "poisson: chats per second"),
     ("users.arrivals.points", "[[t, rate], ...]", "curve: chats/s at time t, linear in between, flat outside"),
     ("users.arrivals.path", "string", "trace: CSV with a 'time' column (s) and optional 'exchanges'"),
@@ -555,11 +555,11 @@ FIELD_DOCS: tuple[tuple[str, str, str], ...] = (
     ("operators.unassign_probability", "0..1, default 0", "per handled message: hand the chat back instead"),
     ("operators.idle_probability", "0..1, default 0", "per handled message: stop responding first"),
     ("operators.idle_duration", "distribution, default 600", "how long an idle operator stays silent (s)"),
-    ("operators.shifts", "array of {start, end, operators | count}", "on-shift windows; operators in no shift work all run"),
+    ("operators.shifts", "array of tables: start, end, operators (list) or count", "on-shift windows; operators in no shift work all run"),
     ("policy.name", "policy name, default exclude_last", "default policy (chatlab --policy overrides)"),
-    ("policy.mode", "pull | push, default pull", "operators ask / waiting chats are offered to free operators"),
+    ("policy.mode", "pull or push, default pull", "operators ask / waiting chats are offered to free operators"),
     ("policy.fallback_after", "number >= 0, default 300", "exclude_last_fallback's T (s)"),
-    ("policy.poll_interval", "number > 0, default 5", "operator re-ask and heartbeat period (s)"),
+    ("policy.poll_interval", "number > 0, default 5", "how often an operator with a free slot asks again; push: re-dispatch period (s)"),
     ("policy.salt", "integer >= 0, optional", "random policy: fixed salt (default: a seeded salt per request)"),
     ("jobs.idle_detection_interval", "number >= 0, default 60", "s between idle-detection runs (0 = off)"),
     ("jobs.idle_after", "number > 0, default 300", "silence after which an operator is idle (s)"),
