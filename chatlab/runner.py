@@ -39,12 +39,12 @@ def add_metric_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_simulation_arguments(parser: argparse.ArgumentParser, *, seed_help: str = "random seed (default: the scenario's)",
-                             multi_seed: bool = False) -> None:
+                             multi_seed: bool = False,
+                             seeds_help: str = "several seeds: N, A-B or a list like 1-5,9 (every run is repeated "
+                                               "per seed; tables show the mean ± std over seeds)") -> None:
     parser.add_argument("--seed", type=int, default=None, metavar="N", help=seed_help)
     if multi_seed:
-        parser.add_argument("--seeds", default=None, metavar="SEEDS",
-                            help="several seeds: N, A-B or a list like 1-5,9 (every run is repeated per seed; "
-                                 "tables show the mean ± std over seeds)")
+        parser.add_argument("--seeds", default=None, metavar="SEEDS", help=seeds_help)
     parser.add_argument("--duration", type=float, default=None, metavar="S",
                         help="simulate only this many scenario seconds (default: the scenario's duration)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")

@@ -41,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="scenario name/.toml (simulated), or report dir / events.parquet / events.csv")
     parser.add_argument("--policy", default=None, metavar="P", help="policy for simulated targets (default: the scenario's)")
     add_simulation_arguments(parser, seed_help="random seed for simulated targets (default: the scenario's)",
-                             multi_seed=True)
+                             multi_seed=True,
+                             seeds_help="several seeds: N, A-B or a list like 1-5,9; every seed's run must pass")
     b = parser.add_argument_group("bounds (a run passes when every given bound holds)")
     b.add_argument("--max-repeat-rate", type=bound_value, default=0.0, metavar="R",
                    help="max share of assigns that repeat the chat's previous operator (default 0; 'off' to skip)")
