@@ -27,19 +27,18 @@ clock (:attr:`ChatSystem.now`) is used.  The clock never goes backwards.
 
 Event-log conventions (the SQL side must reproduce them; see the semantics file):
 
-===================  ============  =========================  ===========================
-operation            event         operator_id                reason
-===================  ============  =========================  ===========================
-real_user_message    user_message  <NA>                       <NA>
-assign               assign        the new holder             <NA>
-operator_message     operator_reply the holder                <NA>
-unassign_chat        unassign      the holder                 <NA>
-going offline        unassign      the holder                 ``operator_offline``
-idle detection       idle_release  the holder                 ``idle``
-release_and_reassign stuck_release the holder                 the given reason
-end_chat             end           holder if assigned, else   the given reason
-                                   <NA>
-===================  ============  =========================  ===========================
+=====================  ==============  =====================================  ====================
+operation              event           operator_id                            reason
+=====================  ==============  =====================================  ====================
+real_user_message      user_message    <NA>                                   <NA>
+assign                 assign          the new holder                         <NA>
+operator_message       operator_reply  the holder                             <NA>
+unassign_chat          unassign        the holder                             <NA>
+going offline          unassign        the holder                             ``operator_offline``
+idle detection         idle_release    the holder                             ``idle``
+release_and_reassign   stuck_release   the holder                             the given reason
+end_chat               end             the holder if assigned, else <NA>      the given reason
+=====================  ==============  =====================================  ====================
 
 Operator rows (``chat_id`` <NA>): ``operator_online`` / ``operator_offline`` only when the
 online flag actually changes (``operator_offline`` from idle detection has reason
