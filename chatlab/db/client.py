@@ -136,6 +136,10 @@ class ChatDB:
     def end_chat(self, chat_id: int, reason: str = "resolved") -> None:
         self._rows("SELECT end_chat(%s, %s)", (chat_id, reason))
 
+    def operator_chat_messages(self, operator_id: int, chat_id: int) -> list[dict[str, Any]]:
+        """The chat's messages, oldest first; only for the operator holding it (else NotYourChat)."""
+        return self._rows("SELECT * FROM operator_chat_messages(%s, %s)", (operator_id, chat_id), as_dict=True)
+
     # -- housekeeping ------------------------------------------------------------------
     def release_idle_operator_chats(self, idle_after_seconds: float) -> int:
         return int(self._scalar("SELECT release_idle_operator_chats(%s::float8)", (idle_after_seconds,)))
@@ -159,7 +163,10 @@ class ChatDB:
 
     def verify(self) -> list[Check]:
         """The seed's verification checks (``chatlab db verify``)."""
-        return [Check(n, bool(p), d) for n, p, d in self._rows("SELECT * FROM chat_state_verification()")]
+        rows = self._rows("SELECT * FROM chat_state_verification()")
+        if self._scalar("SELECT to_regproc('chat_access_verification') IS NOT NULL"):
+            rows += self._rows("SELECT * FROM chat_access_verification()")
+        return [Check(n, bool(p), d) for n, p, d in rows]
 
     # -- getters -----------------------------------------------------------------------
     def state_of(self, chat_id: int) -> State:
