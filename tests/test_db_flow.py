@@ -140,7 +140,7 @@ def test_activity_rules(db: ChatDB):
     chat = db.real_user_message(1, "x")
     db.set_clock(10)
     db.assign_chat_to_operator(op)
-    assert db.operator(op)["last_activity_at"] == EPOCH  # polling for work is not activity
+    assert db.operator(op)["last_activity_at"] == EPOCH  # creation; polling for work is not activity
     assert db.operator(op)["last_assigned_at"] == EPOCH + pd.Timedelta(seconds=10)
     db.set_clock(20)
     db.touch_operator(op)
@@ -192,7 +192,7 @@ def test_stuck_detection_and_release_with_a_pinned_clock(db: ChatDB):
     stuck = db.detect_stuck_chats(1)
     assert [(s.chat_id, s.operator_id, s.stuck_seconds) for s in stuck] == [(old, op, 3601.0)]
     assert [s.chat_id for s in db.detect_stuck_chats(0.25)] == [old, young]
-    db.release_and_reassign_chat(old, "manual_fix")
+    assert db.release_and_reassign_chat(old, "manual_fix") == op
     assert db.state_of(old) is WA and db.chat(old)["last_operator_id"] == op
     assert db.assignments(old)[-1]["release_reason"] == "manual_fix"
     ev = db.events()

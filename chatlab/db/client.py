@@ -144,8 +144,9 @@ class ChatDB:
     def release_idle_operator_chats(self, idle_after_seconds: float) -> int:
         return int(self._scalar("SELECT release_idle_operator_chats(%s::float8)", (idle_after_seconds,)))
 
-    def release_and_reassign_chat(self, chat_id: int, reason: str = "manual_fix") -> None:
-        self._rows("SELECT release_and_reassign_chat(%s, %s)", (chat_id, reason))
+    def release_and_reassign_chat(self, chat_id: int, reason: str = "manual_fix") -> int:
+        """Returns the operator the chat was taken from."""
+        return int(self._scalar("SELECT release_and_reassign_chat(%s, %s)", (chat_id, reason)))
 
     def detect_stuck_chats(self, hours: float = 1.0) -> list[StuckChat]:
         rows = self._rows("SELECT * FROM detect_stuck_chats(%s::float8)", (hours,))

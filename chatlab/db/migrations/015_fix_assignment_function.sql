@@ -183,7 +183,7 @@ $$;
 -- Operators
 -- ---------------------------------------------------------------------------------------
 
--- A new operator; online ones count as active from now (like set_operator_online(true)).
+-- A new operator; its last activity is its creation (as in sim/system.py).
 CREATE FUNCTION create_operator(p_name text, p_max_chats integer DEFAULT 1, p_online boolean DEFAULT true)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
@@ -202,10 +202,10 @@ BEGIN
         RAISE EXCEPTION 'online must be true or false, not NULL' USING ERRCODE = 'CL006';
     END IF;
     INSERT INTO operators (name, is_online, max_chats, last_activity_at, created_at)
-    VALUES (p_name, p_online, p_max_chats, CASE WHEN p_online THEN v_at END, v_at)
+    VALUES (p_name, p_online, p_max_chats, v_at, v_at)
     RETURNING id INTO v_id;
     IF p_online THEN
-        INSERT INTO chat_events (at, operator_id, event, reason) VALUES (v_at, v_id, 'operator_online', 'created');
+        INSERT INTO chat_events (at, operator_id, event) VALUES (v_at, v_id, 'operator_online');
     END IF;
     RETURN v_id;
 END
@@ -577,8 +577,9 @@ END
 $$;
 
 -- The seed's manual fix: put one assigned chat back in the queue (event stuck_release);
--- its holder becomes last operator.  CL009 if nobody holds it, CL005 if completed.
-CREATE FUNCTION release_and_reassign_chat(p_chat_id bigint, p_reason text DEFAULT 'manual_fix') RETURNS void
+-- its holder becomes last operator.  Returns the holder's id.  CL009 if nobody holds it,
+-- CL005 if completed.
+CREATE FUNCTION release_and_reassign_chat(p_chat_id bigint, p_reason text DEFAULT 'manual_fix') RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
@@ -597,5 +598,6 @@ BEGIN
                                              'event', 'stuck_release')::text;
     END IF;
     PERFORM _chatlab_release(v_chat, 'stuck_release', p_reason, p_reason, chatlab_now());
+    RETURN v_chat.assigned_operator_id;
 END
 $$;
