@@ -37,3 +37,16 @@ def test_policy_names_in_readme_match_the_code() -> None:
     for name in POLICY_NAMES:
         assert f"`{name}`" in text
         assert name in quick
+
+
+def test_metrics_key_table_in_readme_is_the_generated_one() -> None:
+    """The README documents metrics.json; regenerate with metric_docs_markdown() when it fails."""
+    from chatlab.metrics import metric_docs_markdown
+
+    assert metric_docs_markdown().strip() in (ROOT / "README.md").read_text()
+
+
+def test_scenario_table_in_readme_lists_every_shipped_scenario() -> None:
+    text = (ROOT / "README.md").read_text()
+    for path in sorted((ROOT / "scenarios").glob("*.toml")):
+        assert f"| `{path.stem}` |" in text, path.stem
