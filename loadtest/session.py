@@ -160,9 +160,16 @@ def run_load_test(opts: LoadTestOptions) -> LoadTestOutcome:
     scenario_ref = str(Path(opts.scenario).resolve()) if Path(opts.scenario).suffix == ".toml" else opts.scenario
     operators = seeded_operators(flows, duration)
     started = time.monotonic()
+    notes = []
+    if flows.mode == "push":
+        notes.append("the scenario's push mode is played as pull: the database has no dispatcher, so "
+                     "operators ask for chats every poll_interval (waits come out longer than the model's)")
     with database(opts.database_url) as dsn:
         schema = schema_name(opts.scenario, policy)
-        dbsetup.create_schema(dsn, schema)
+        try:
+            dbsetup.create_schema(dsn, schema)
+        except ChatLabError as exc:  # e.g. cannot connect: one line, whatever the driver printed
+            raise LoadTestFailed(" ".join(str(exc).split())) from None
         try:
             dbsetup.seed_operators(dsn, schema, operators)
             config = LoadTestConfig(
@@ -194,7 +201,7 @@ def run_load_test(opts: LoadTestOptions) -> LoadTestOutcome:
         config_path.unlink(missing_ok=True)  # it holds the database URL (maybe a password)
     return LoadTestOutcome(log=log, locust=result, config=replace(config, dsn="(redacted)"), run_info=info,
                            schema=schema, duration=duration, wall_s=time.monotonic() - started,
-                           extras={"integrity": checks})
+                           extras={"integrity": checks, "notes": notes})
 
 
 def _run_locust(opts: LoadTestOptions, config: LoadTestConfig, config_path: Path, out_dir: Path,
@@ -298,6 +305,7 @@ def write_loadtest_files(outcome: LoadTestOutcome, out_dir: Path) -> Path:
                    "requests_per_s": lc.requests / wall if wall else None, "returncode": lc.returncode,
                    "stats": result_rows(lc)},
         "integrity": outcome.extras.get("integrity", {}),
+        "notes": outcome.extras.get("notes", []),
         "users": {"operators": len(outcome.config.operators), "real_user_pool_max": outcome.config.user_pool},
         "run_info": outcome.run_info,
     }
@@ -314,6 +322,11 @@ def write_loadtest_files(outcome: LoadTestOutcome, out_dir: Path) -> Path:
         "the real system has too), not failures.",
         "", markdown_table(locust_table(lc), index=False), "",
     ]
+    info = outcome.run_info
+    if info.get("arrival_lateness_max_s") is not None:
+        section[4:4] = [f"- arrivals released late by the Locust clock: median {info['arrival_lateness_p50_s']:.2f}, "
+                        f"max {info['arrival_lateness_max_s']:.2f} scenario s"]
+    section[4:4] = [f"- note: {n}" for n in outcome.extras.get("notes", [])]
     summary = out_dir / "summary.md"
     if summary.exists():
         summary.write_text(summary.read_text().rstrip("\n") + "\n" + "\n".join(section))

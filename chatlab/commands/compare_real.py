@@ -66,6 +66,7 @@ def main(args: argparse.Namespace) -> int:
                      f"(scenario window {duration:g} s), {lc.requests} Locust requests, {lc.failures} failures, "
                      f"{checks.get('double_assigned')} double assignments in the history; "
                      f"Locust CSVs in locust/{policy}/")
+        notes += [n for n in outcome.extras.get("notes", []) if n not in notes]  # same for every policy
     write_sim_vs_real_report(pairs, out, scenario=str(getattr(plans[policies[0]][0], "name", args.scenario)), notes=notes)
     print(text_summary(pairs))
     print(f"report written to {out}/ (summary.md, summary.html, sim_vs_real.csv, metrics.json)")

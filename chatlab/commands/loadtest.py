@@ -113,5 +113,7 @@ def main(args: argparse.Namespace) -> int:
           f"wall time {outcome.wall_s:.0f} s")
     print(f"history: {checks.get('assignments')} holds, {checks.get('double_assigned')} double assignments, "
           f"{checks.get('over_capacity')} over capacity")
+    for note in outcome.extras.get("notes", []):
+        print(f"note: {note}")
     print(f"report written to {out}/ (summary.md, metrics.json, events.parquet, locust_stats.csv, plots)")
     return 0
