@@ -21,7 +21,7 @@ from chatlab.db.client import ChatDB
 from chatlab.db.errors import ChatCompleted, IllegalTransitionError
 from chatlab.db.snapshot import read_snapshot
 from sim.policies import POLICY_NAMES, make_policy
-from sim.statemachine import TRANSITIONS, Event, State, is_legal, next_state
+from sim.statemachine import TRANSITIONS, ChatLabError, Event, State, is_legal, next_state
 
 PAIRS = list(itertools.product(State, Event))
 
@@ -192,3 +192,79 @@ def test_policy_agreement_covers_contention(db):
     # round robin: b (never assigned) goes first and takes c1; a gets c2
     assert make_policy("round_robin").pick(snapshot, a) == c2 == _sql_pick(db, a, "round_robin", 300, 0)
     assert make_policy("round_robin").pick(snapshot, b) == c1 == _sql_pick(db, b, "round_robin", 300, 0)
+
+
+# -- the whole system: SQL functions vs sim/system.ChatSystem ----------------------------
+
+_SAME_KIND = {"ChatNotAssigned": "IllegalTransition", "IllegalTransitionError": "IllegalTransition",
+              "UnknownPolicyError": "UnknownPolicy"}
+
+
+def _outcome(fn):
+    try:
+        return ("ok", fn())
+    except ChatLabError as exc:
+        name = type(exc).__name__
+        return ("error", _SAME_KIND.get(name, name))
+
+
+def _log_rows(frame):
+    import pandas as pd
+
+    return [tuple(None if pd.isna(v) else (v if isinstance(v, (int, float)) else str(v)) for v in row)
+            for row in frame.itertuples(index=False)]
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_random_operation_sequences_agree_with_the_python_system(db, seed):
+    """Same calls on both sides: same results, same error kinds, same states, same event log."""
+    import random
+
+    from sim.system import ChatSystem
+
+    rng = random.Random(seed)
+    sim = ChatSystem()
+    t = 0.0
+    db.set_clock(t)
+    n_ops = rng.randint(1, 4)
+    for i in range(n_ops):
+        max_chats, online = rng.randint(1, 3), rng.random() < 0.8
+        assert sim.create_operator(max_chats=max_chats, online=online, now=t) == db.create_operator(
+            f"o{i}", max_chats, online)
+    users = itertools.count(1)
+    for _ in range(40):
+        kind = rng.choice(["new", "assign", "assign", "reply", "unassign", "user", "end", "tick",
+                           "touch", "offline", "online", "idle", "stuck"])
+        op = rng.randint(1, n_ops + 1)  # sometimes unknown
+        chat = rng.randint(1, len(sim.chats) + 1)  # sometimes unknown
+        policy, salt, fallback = rng.choice(POLICY_NAMES), rng.randint(0, 99), rng.choice([0.0, 30.0])
+        if kind == "tick":
+            t += rng.choice([1, 10, 40, 100])
+            db.set_clock(t)
+            continue
+        real_user = sim.chats[chat].real_user_id if chat in sim.chats else 1
+        user = next(users)
+        calls = {
+            "new": (lambda: sim.real_user_message(user, "x", now=t), lambda: db.real_user_message(user, "x")),
+            "assign": (lambda: sim.assign(op, policy, now=t, salt=salt, fallback_after=fallback),
+                       lambda: db.assign_chat_to_operator(op, policy, fallback, salt)),
+            "reply": (lambda: sim.operator_message(op, chat, "y", now=t),
+                      lambda: db.operator_message(op, chat, "y") and None),
+            "unassign": (lambda: sim.unassign_chat(op, chat, now=t), lambda: db.unassign_chat(op, chat)),
+            "user": (lambda: sim.real_user_message(real_user, "z", chat, now=t),
+                     lambda: db.real_user_message(real_user, "z", chat)),
+            "end": (lambda: sim.end_chat(chat, "resolved", now=t), lambda: db.end_chat(chat, "resolved")),
+            "touch": (lambda: sim.touch_operator(op, now=t), lambda: db.touch_operator(op)),
+            "offline": (lambda: sim.set_operator_online(op, False, now=t), lambda: db.set_operator_online(op, False)),
+            "online": (lambda: sim.set_operator_online(op, True, now=t), lambda: db.set_operator_online(op, True)),
+            "idle": (lambda: sim.release_idle_operator_chats(50, now=t), lambda: db.release_idle_operator_chats(50)),
+            "stuck": (lambda: sim.release_and_reassign_chat(chat, "manual_fix", now=t),
+                      lambda: db.release_and_reassign_chat(chat, "manual_fix")),
+        }
+        on_sim, on_db = calls[kind]
+        assert _outcome(on_sim) == _outcome(on_db), (seed, kind, op, chat, policy)
+        for row in db.chats():
+            mine = sim.chats[row["id"]]
+            assert (mine.state.value, mine.assigned_operator_id, mine.last_operator_id) == (
+                row["chat_state"], row["assigned_operator_id"], row["last_operator_id"])
+    assert _log_rows(sim.log.to_frame()) == _log_rows(db.events())
