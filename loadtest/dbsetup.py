@@ -66,6 +66,15 @@ def integrity(dsn: str, schema: str) -> dict[str, int]:
         return {col.name: int(value) for col, value in zip(cur.description, row)}
 
 
+def connection_budget(dsn: str) -> int:
+    """Connections a load test may open: ``max_connections`` minus the reserved and the ones in use."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int"
+            " - (SELECT count(*) FROM pg_stat_activity)").fetchone()
+        return int(row[0])
+
+
 def drop_schema(dsn: str, schema: str) -> None:
     """Drop the run's schema and everything in it (no error if it is already gone)."""
     from chatlab.db.migrate import drop_schema as _drop

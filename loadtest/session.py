@@ -170,6 +170,18 @@ def run_load_test(opts: LoadTestOptions) -> LoadTestOutcome:
             dbsetup.create_schema(dsn, schema)
         except ChatLabError as exc:  # e.g. cannot connect: one line, whatever the driver printed
             raise LoadTestFailed(" ".join(str(exc).split())) from None
+        # each operator holds two connections (worker + poller), each real user one, plus the
+        # housekeeper and a few short-lived ones: stay inside the server's max_connections
+        spare = dbsetup.connection_budget(dsn) - 2 * len(operators) - 4 * workers
+        if spare < 2:
+            dbsetup.drop_schema(dsn, schema)
+            raise LoadTestUsageError(
+                f"the server allows too few connections for {len(operators)} operators "
+                f"(need {2 * len(operators) + 4 * workers + 2}, have {spare + 2 * len(operators) + 4 * workers}); "
+                "raise max_connections or use fewer operators")
+        if pool > spare:
+            notes.append(f"real-user pool capped at {spare} by the server's max_connections (wanted {pool})")
+            pool = spare
         try:
             dbsetup.seed_operators(dsn, schema, operators)
             config = LoadTestConfig(
