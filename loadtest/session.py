@@ -111,24 +111,35 @@ def schema_name(scenario: str, policy: str) -> str:
 
 
 # ----------------------------------------------------------------------------- the run
-def plan(opts: LoadTestOptions) -> tuple[Any, Any, str, int, float, float]:
-    """(scenario, flows, policy, seed, run time in wall s, scenario duration covered)."""
+@dataclass(frozen=True)
+class RunPlan:
+    """What a load test will do, decided (and validated) before anything starts."""
+
+    scenario: Any  # sim.scenario.Scenario
+    flows: Any  # loadtest.flowparams.FlowParams
+    policy: str
+    seed: int
+    run_time_s: float  # wall seconds Locust runs
+    duration: float  # scenario seconds covered: min(scenario duration, run time x time scale)
+
+
+def plan(opts: LoadTestOptions) -> RunPlan:
+    """Validate the options and work out policy, seed, run time and the scenario window."""
     from loadtest.flowparams import from_scenario
     from sim.scenario import load_scenario
 
     check_options(opts)
     scenario = load_scenario(opts.scenario)
     flows = from_scenario(scenario)
-    policy = opts.policy or flows.policy
-    seed = int(opts.seed if opts.seed is not None else flows.seed)
     run_time = float(opts.run_time_s) if opts.run_time_s is not None else flows.duration / opts.time_scale
     run_time = max(1.0, round(run_time))
     if run_time > 6 * 3600:
         raise LoadTestUsageError(
             f"the run would take {run_time / 3600:.1f} wall hours at --time-scale {opts.time_scale:g}; "
             "raise --time-scale or give --run-time")
-    duration = min(flows.duration, run_time * opts.time_scale)
-    return scenario, flows, policy, seed, run_time, duration
+    return RunPlan(scenario=scenario, flows=flows, policy=opts.policy or flows.policy,
+                   seed=int(opts.seed if opts.seed is not None else flows.seed), run_time_s=run_time,
+                   duration=min(flows.duration, run_time * opts.time_scale))
 
 
 def seeded_operators(flows: Any, duration: float) -> tuple[SeededOperator, ...]:
@@ -152,7 +163,9 @@ def run_load_test(opts: LoadTestOptions) -> LoadTestOutcome:
     from loadtest import dbsetup
     from loadtest.plan import pool_limit
 
-    scenario, flows, policy, seed, run_time, duration = plan(opts)
+    the_plan = plan(opts)
+    scenario, flows, policy, seed = the_plan.scenario, the_plan.flows, the_plan.policy, the_plan.seed
+    run_time, duration = the_plan.run_time_s, the_plan.duration
     out_dir = Path(opts.out_dir or Path("reports") / Path(opts.scenario).stem / f"loadtest-{policy}")
     out_dir.mkdir(parents=True, exist_ok=True)
     workers = max(1, opts.expect_workers)
@@ -191,7 +204,11 @@ def run_load_test(opts: LoadTestOptions) -> LoadTestOutcome:
                 user_pool=int(pool), workers=workers, run_info_path=str(out_dir / "locust_run_info.json"),
             )
             config_path = config.write(opts.config_path or out_dir / "loadtest_config.json")
-            result = _run_locust(opts, config, config_path, out_dir, run_time)
+            try:
+                result = _run_locust(opts, config, config_path, out_dir, run_time)
+            finally:
+                if opts.config_path is None:
+                    config_path.unlink(missing_ok=True)  # it holds the database URL (maybe a password)
             info = _read_run_info(out_dir / "locust_run_info.json")
             if result.returncode not in (0, 1) or result.timed_out or not info.get("started_at_db"):
                 raise LoadTestFailed(
@@ -209,8 +226,6 @@ def run_load_test(opts: LoadTestOptions) -> LoadTestOutcome:
         "time_scale": float(opts.time_scale), "operators": [o.operator_id for o in operators],
         "stuck_after": float(flows.stuck_after),
     })
-    if opts.config_path is None:
-        config_path.unlink(missing_ok=True)  # it holds the database URL (maybe a password)
     return LoadTestOutcome(log=log, locust=result, config=replace(config, dsn="(redacted)"), run_info=info,
                            schema=schema, duration=duration, wall_s=time.monotonic() - started,
                            extras={"integrity": checks, "notes": notes})

@@ -51,7 +51,8 @@ def main(args: argparse.Namespace) -> int:
     notes: list[str] = []
     plans = {p: plan(options_from_args(args, policy=p, out=None)) for p in policies}  # validate all first
     for policy in policies:
-        scenario, _, _, seed, run_time, duration = plans[policy]
+        the_plan = plans[policy]
+        scenario, seed, run_time, duration = the_plan.scenario, the_plan.seed, the_plan.run_time_s, the_plan.duration
         sim_log = simulate_window(scenario, policy, seed, duration)
         bar, tick = progress(run_time, f"load test {policy}", disable=args.no_progress)
         try:
@@ -67,7 +68,7 @@ def main(args: argparse.Namespace) -> int:
                      f"{checks.get('double_assigned')} double assignments in the history; "
                      f"Locust CSVs in locust/{policy}/")
         notes += [n for n in outcome.extras.get("notes", []) if n not in notes]  # same for every policy
-    write_sim_vs_real_report(pairs, out, scenario=str(getattr(plans[policies[0]][0], "name", args.scenario)), notes=notes)
+    write_sim_vs_real_report(pairs, out, scenario=str(getattr(plans[policies[0]].scenario, "name", args.scenario)), notes=notes)
     print(text_summary(pairs))
     print(f"report written to {out}/ (summary.md, summary.html, sim_vs_real.csv, metrics.json)")
     return 0

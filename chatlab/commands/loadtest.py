@@ -92,7 +92,8 @@ def main(args: argparse.Namespace) -> int:
     from loadtest.session import plan, run_load_test, write_loadtest_files
 
     opts = options_from_args(args, policy=args.policy, out=args.out)
-    _, _, policy, _, run_time, duration = plan(opts)  # validates everything before any server starts
+    the_plan = plan(opts)  # validates everything before any server starts
+    policy, run_time, duration = the_plan.policy, the_plan.run_time_s, the_plan.duration
     out = args.out or Path("reports") / Path(args.scenario).stem / f"loadtest-{policy}"
     bar, tick = progress(run_time, f"load test {policy}", disable=args.no_progress or args.web)
     if args.web:
