@@ -12,9 +12,9 @@ if TYPE_CHECKING:
     from loadtest.config import LoadTestConfig
     from loadtest.flowparams import FlowParams
 
-#: Never more RealUser connections than this by default, whatever the scenario (a laptop's
-#: PostgreSQL has ``max_connections = 100``; operators take two each); ``--users`` overrides.
-POOL_CAP = 60
+#: Never more RealUser connections than this by default; the runner also caps the pool to
+#: what the server's ``max_connections`` leaves (operators take two each).  ``--users`` overrides.
+POOL_CAP = 200
 HEADROOM = 1.5
 
 

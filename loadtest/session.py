@@ -40,6 +40,8 @@ LOCUSTFILE = ROOT / "loadtest" / "locustfile.py"
 #: Seconds Locust may overrun its run time before it is killed (start-up + --stop-timeout).
 GRACE_S = 45.0
 DEFAULT_TIME_SCALE = 60.0
+#: Arrivals released later than this (scenario s) are worth a note in the report.
+LATE_NOTE_S = 30.0
 
 
 class LoadTestUsageError(ChatLabError):
@@ -220,6 +222,10 @@ def run_load_test(opts: LoadTestOptions) -> LoadTestOutcome:
             if not opts.keep_schema:
                 dbsetup.drop_schema(dsn, schema)
     log = to_scenario_time(raw, started_at_db=info["started_at_db"], time_scale=opts.time_scale, duration=duration)
+    late = info.get("arrival_lateness_max_s")
+    if late is not None and late > LATE_NOTE_S:
+        notes.append(f"some chats were opened up to {late:.0f} scenario s after their arrival time: all "
+                     f"{config.user_pool} real-user connections were busy (raise --users, or add Locust workers)")
     log.attrs.update({
         "source": "loadtest", "scenario": getattr(scenario, "name", opts.scenario), "policy": policy,
         "policy_params": dict(config.policy_params), "seed": seed, "mode": flows.mode, "duration": duration,
