@@ -58,9 +58,13 @@ class FlowParams:
     stuck_after: float
 
     def conversation_estimate(self) -> float:
-        """A generous mean conversation length (s): exchanges x (wait + handle + think)."""
+        """A generous mean conversation length (s): exchanges x (wait + handle + think).
+
+        Only sizes the real-user pool (Little's law); the wait term is a guess of up to two
+        minutes per message.  If it is too small the run says so (late arrivals note).
+        """
         patience = self.patience.mean
-        wait = min(patience, 600.0) if math.isfinite(patience) else 600.0
+        wait = min(patience, 120.0) if math.isfinite(patience) else 120.0
         return max(1.0, self.exchanges.mean) * (wait + self.handle_time.mean + self.think_time.mean)
 
 

@@ -34,6 +34,7 @@ from locust.exception import StopUser
 import json
 import logging
 import math
+import os
 import time
 import zlib
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ WAIT_FUNCTION = ensure_cooperative_wait()  # raises NotCooperative when psycopg 
 from loadtest.arrivals import Arrival, operator_rng, scenario_arrivals, share, streams, SALT_STREAM  # noqa: E402
 from loadtest.chatapi import ChatAPI  # noqa: E402
 from loadtest.clock import ScaledClock  # noqa: E402
-from loadtest.config import LoadTestConfig, SeededOperator  # noqa: E402
+from loadtest.config import CONFIG_ENV, BadLoadTestConfig, LoadTestConfig, SeededOperator  # noqa: E402
 from loadtest.flowparams import FlowParams, from_scenario  # noqa: E402
 from loadtest.plan import pool_target  # noqa: E402
 
@@ -82,7 +83,7 @@ class Run:
     def __post_init__(self) -> None:
         self.counters: dict[str, float] = {}
         self.lateness: list[float] = []
-        self.salt_rng = np.random.default_rng(streams(self.config.seed)[SALT_STREAM].spawn(self.worker_index + 1)[-1])
+        self._salt_rng: np.random.Generator | None = None
 
     def count(self, key: str, n: float = 1) -> None:
         self.counters[key] = self.counters.get(key, 0) + n
@@ -90,7 +91,12 @@ class Run:
     def salt(self) -> int:
         """The random policy's salt: the scenario's fixed one, else a fresh seeded one per request."""
         fixed = self.flows.salt
-        return fixed if fixed is not None else int(self.salt_rng.integers(0, 2**31))
+        if fixed is not None:
+            return fixed
+        if self._salt_rng is None:  # per worker process, from the simulation's salt stream
+            seq = streams(self.config.seed)[SALT_STREAM].spawn(self.worker_index + 1)[-1]
+            self._salt_rng = np.random.default_rng(seq)
+        return int(self._salt_rng.integers(0, 2**31))
 
     def poll_wall(self, scenario_seconds: float) -> float:
         return max(self.config.min_poll_wall_s, scenario_seconds / self.config.time_scale)
@@ -114,17 +120,37 @@ def _run() -> Run:
 # --------------------------------------------------------------------------------------
 # set-up and tear-down
 # --------------------------------------------------------------------------------------
-@events.init.add_listener
-def _on_init(environment: Any, **_: Any) -> None:
-    """Read the run's configuration and size the user classes (the master does too)."""
-    global RUN
+@events.init_command_line_parser.add_listener
+def _add_arguments(parser: Any) -> None:
+    # Not for people: the master puts the run's configuration here and Locust forwards it to
+    # every worker, so a worker needs nothing but the code and the master's address.
+    parser.add_argument("--chatlab-config", default="", include_in_web_ui=False,
+                        help="(set by the master) the load test's configuration as JSON")
+
+
+def _build_run(config: LoadTestConfig, environment: Any) -> Run:
     from sim.scenario import load_scenario  # the simulation's loader: same scenario, same validation
 
-    config = LoadTestConfig.from_env()
     scenario = load_scenario(config.scenario)
-    worker_index = int(getattr(environment.runner, "worker_index", 0) or 0)
-    RUN = Run(config=config, flows=from_scenario(scenario), scenario=scenario,
-              clock=ScaledClock(config.time_scale), arrivals=Queue(), worker_index=worker_index)
+    index = max(0, int(getattr(environment.runner, "worker_index", 0) or 0))
+    return Run(config=config, flows=from_scenario(scenario), scenario=scenario,
+               clock=ScaledClock(config.time_scale), arrivals=Queue(), worker_index=index)
+
+
+@events.init.add_listener
+def _on_init(environment: Any, **_: Any) -> None:
+    """Read the run's configuration (``$CHATLAB_LOADTEST_CONFIG``) and size the user classes.
+
+    A distributed worker started without the variable gets the configuration from the
+    master with its first spawn message (see :func:`_on_test_start`).
+    """
+    global RUN
+    if not os.environ.get(CONFIG_ENV) and _role(environment) == "WorkerRunner":
+        return
+    config = LoadTestConfig.from_env()
+    if environment.parsed_options is not None:
+        environment.parsed_options.chatlab_config = config.to_json()
+    RUN = _build_run(config, environment)
     Operator.fixed_count = len(config.operators)
     Housekeeper.fixed_count = 1
 
@@ -139,9 +165,17 @@ def _on_test_start(environment: Any, **_: Any) -> None:
 
     The master of a distributed run only records the time (it runs no users).
     """
-    run = RUN
-    if run is None or environment.runner is None:
+    global RUN
+    if environment.runner is None:
         return
+    if RUN is None:  # a worker: the master's configuration came with the spawn message
+        text = getattr(environment.parsed_options, "chatlab_config", "") if environment.parsed_options else ""
+        if not text:
+            raise BadLoadTestConfig(f"no load-test configuration: set ${CONFIG_ENV} or start this worker "
+                                    "against a master run by 'chatlab loadtest --expect-workers N'")
+        RUN = _build_run(LoadTestConfig.from_dict(json.loads(text)), environment)
+    run = RUN
+    run.worker_index = max(0, int(getattr(environment.runner, "worker_index", 0) or 0))  # known by now
     run.clock.reset()
     client = PgClient(run.config.dsn, schema=run.config.schema, application_name="chatlab-loadtest-start")
     try:

@@ -69,7 +69,6 @@ class LoadTestOptions:
     local_workers: int = 0  # start that many of them here (loopback), for trying distributed mode
     master_bind_host: str = "127.0.0.1"
     master_port: int = 5557
-    config_path: Path | None = None  # also write the workers' configuration file here
     on_tick: Callable[[float], None] | None = None
 
 
@@ -205,12 +204,11 @@ def run_load_test(opts: LoadTestOptions) -> LoadTestOutcome:
                 policy_params={"fallback_after": float(flows.fallback_after)} if policy == "exclude_last_fallback" else {},
                 user_pool=int(pool), workers=workers, run_info_path=str(out_dir / "locust_run_info.json"),
             )
-            config_path = config.write(opts.config_path or out_dir / "loadtest_config.json")
+            config_path = config.write(out_dir / "loadtest_config.json")
             try:
                 result = _run_locust(opts, config, config_path, out_dir, run_time)
             finally:
-                if opts.config_path is None:
-                    config_path.unlink(missing_ok=True)  # it holds the database URL (maybe a password)
+                config_path.unlink(missing_ok=True)  # it holds the database URL (maybe a password)
             info = _read_run_info(out_dir / "locust_run_info.json")
             if result.returncode not in (0, 1) or result.timed_out or not info.get("started_at_db"):
                 raise LoadTestFailed(
@@ -248,7 +246,7 @@ def _run_locust(opts: LoadTestOptions, config: LoadTestConfig, config_path: Path
                   "--expect-workers-max-wait", "60"]
     try:
         for index in range(opts.local_workers):
-            workers.append(start_worker(config_path, out_dir / f"locust_worker{index + 1}.log",
+            workers.append(start_worker(out_dir / f"locust_worker{index + 1}.log",
                                         master_host="127.0.0.1", master_port=opts.master_port))
         return run_locust(LOCUSTFILE, users=1, spawn_rate=1, run_time_s=run_time, out_dir=out_dir, env=env,
                           csv_name="locust", hard_timeout_s=run_time + GRACE_S + (60 if opts.expect_workers else 0),
@@ -258,13 +256,16 @@ def _run_locust(opts: LoadTestOptions, config: LoadTestConfig, config_path: Path
             stop_worker(proc)
 
 
-def start_worker(config_path: Path, log_path: Path, *, master_host: str, master_port: int) -> Any:
-    """A Locust worker process on this machine (what a remote machine runs by hand)."""
+def start_worker(log_path: Path, *, master_host: str, master_port: int) -> Any:
+    """A Locust worker process on this machine, started exactly as on a remote machine.
+
+    No configuration is handed to it: the master forwards it with the spawn message.
+    """
     import subprocess
     import sys
 
     env = dict(os.environ)
-    env["CHATLAB_LOADTEST_CONFIG"] = str(config_path.resolve())
+    env.pop("CHATLAB_LOADTEST_CONFIG", None)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
     with log_path.open("w") as log:
         return subprocess.Popen(

@@ -45,16 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--web-port", type=int, default=8089, metavar="PORT", help="web UI port (default 8089)")
     dist = parser.add_argument_group("distributed mode (Locust master/workers)")
     dist.add_argument("--expect-workers", type=int, default=0, metavar="N",
-                      help="run Locust as master and wait (up to 60 s) for N workers; workers run "
+                      help="run Locust as master and wait (up to 60 s) for N workers; a worker is "
                            "'python -m locust -f loadtest/locustfile.py --worker --master-host HOST' "
-                           "with CHATLAB_LOADTEST_CONFIG pointing at the file from --config-out")
+                           "in a checkout of this project (the master sends it the run's configuration)")
     dist.add_argument("--local-workers", type=int, default=0, metavar="N",
                       help="start N of the expected workers on this machine")
     dist.add_argument("--master-bind-host", default="127.0.0.1", metavar="HOST",
                       help="interface the master listens on for workers (default loopback only)")
     dist.add_argument("--master-port", type=int, default=5557, metavar="PORT", help="master port (default 5557)")
-    dist.add_argument("--config-out", type=Path, default=None, metavar="FILE",
-                      help="also write the run's configuration (includes the database URL) to FILE for workers")
 
 
 def options_from_args(args: argparse.Namespace, *, policy: str | None, out: Path | None):  # noqa: ANN201
@@ -67,7 +65,7 @@ def options_from_args(args: argparse.Namespace, *, policy: str | None, out: Path
         keep_schema=args.keep_schema, web=getattr(args, "web", False), web_port=getattr(args, "web_port", 8089),
         expect_workers=getattr(args, "expect_workers", 0), local_workers=getattr(args, "local_workers", 0),
         master_bind_host=getattr(args, "master_bind_host", "127.0.0.1"),
-        master_port=getattr(args, "master_port", 5557), config_path=getattr(args, "config_out", None),
+        master_port=getattr(args, "master_port", 5557),
     )
 
 
