@@ -126,3 +126,22 @@ def test_pool_follows_littles_law_and_is_capped() -> None:
     assert pool_limit(_Flows(10.0, 1000.0), 3600.0) == POOL_CAP
     # the pool is the total over all workers: a second worker only adds its spare users
     assert pool_limit(_Flows(0.2, 100.0), 3600.0, workers=2) == pool_limit(_Flows(0.2, 100.0), 3600.0) + 2
+
+
+# ----------------------------------------------------------------------------- time mapping
+def test_history_time_is_mapped_to_scenario_time_and_cut_to_the_window() -> None:
+    """Database seconds since 2026-01-01 -> (wall s since the run's t = 0) x K, rows after the window dropped."""
+    from loadtest.session import to_scenario_time
+    from sim.eventlog import from_records
+
+    origin = 86400.0 * 10  # the run started 2026-01-11T00:00:00Z on the database clock
+    raw = from_records([
+        (origin - 0.5, None, 1, "operator_online", None, None, None),  # seeding, just before t = 0
+        (origin + 1.0, 1, None, "user_message", None, "waiting_assignment", None),
+        (origin + 1.5, 1, 1, "assign", "waiting_assignment", "assigned", None),
+        (origin + 11.0, 1, 1, "operator_reply", "assigned", "waiting_real_user_reply", None),  # after the window
+    ], {"source": "database"})
+    log = to_scenario_time(raw, started_at_db="2026-01-11T00:00:00+00:00", time_scale=60.0, duration=600.0)
+    assert list(log["time"]) == pytest.approx([0.0, 60.0, 90.0])
+    assert list(log["event"].astype(object)) == ["operator_online", "user_message", "assign"]
+    assert log.attrs["source"] == "database"
