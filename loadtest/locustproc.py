@@ -113,6 +113,7 @@ def locust_command(
     python: str = sys.executable,
     python_prelude: str | None = None,
     shape: bool = False,
+    stop_timeout_s: float = 5.0,
 ) -> list[str]:
     """The ``python -m locust ...`` argument list (headless unless ``web``; web binds loopback only).
 
@@ -120,12 +121,14 @@ def locust_command(
     locust's ``__main__``): only the concurrency benchmark uses it, to reproduce the wrong
     import order on purpose.  ``shape``: the locustfile has a ``LoadTestShape`` that sets
     users and run time itself (Locust ignores ``-u``/``-r``/``--run-time`` then and warns).
+    ``stop_timeout_s``: how long users may finish their task at the end before being killed.
     """
     launcher = ["-c", python_prelude] if python_prelude else ["-m", "locust"]
     cmd = [python, *launcher, "-f", str(locustfile)]
     if not shape:
         cmd += ["-u", str(int(users)), "-r", f"{spawn_rate:g}", "--run-time", f"{max(1, int(round(run_time_s)))}s"]
-    cmd += ["--csv", str(csv_prefix), "--json-file", str(csv_prefix), "--stop-timeout", "5", "--loglevel", "WARNING"]
+    cmd += ["--csv", str(csv_prefix), "--json-file", str(csv_prefix), "--stop-timeout", f"{stop_timeout_s:g}",
+            "--loglevel", "WARNING"]
     if web:
         cmd += ["--web-host", "127.0.0.1", "--web-port", str(web_port), "--autostart", "--autoquit", "5"]
     else:
@@ -149,6 +152,7 @@ def run_locust(
     on_tick: Callable[[float], None] | None = None,
     python_prelude: str | None = None,
     shape: bool = False,
+    stop_timeout_s: float = 5.0,
 ) -> LocustResult:
     """Run Locust to completion in a child process; kill it if it overruns ``hard_timeout_s``.
 
@@ -162,7 +166,7 @@ def run_locust(
     log_path = out_dir / f"{csv_name}.log"
     cmd = locust_command(locustfile, users=users, spawn_rate=spawn_rate, run_time_s=run_time_s,
                          csv_prefix=prefix, web=web, web_port=web_port, extra=extra,
-                         python_prelude=python_prelude, shape=shape)
+                         python_prelude=python_prelude, shape=shape, stop_timeout_s=stop_timeout_s)
     child_env = dict(os.environ)
     child_env.update(env or {})
     child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), child_env.get("PYTHONPATH", "")]))

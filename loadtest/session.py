@@ -250,7 +250,10 @@ def _run_locust(opts: LoadTestOptions, config: LoadTestConfig, config_path: Path
                                         master_host="127.0.0.1", master_port=opts.master_port))
         return run_locust(LOCUSTFILE, users=1, spawn_rate=1, run_time_s=run_time, out_dir=out_dir, env=env,
                           csv_name="locust", hard_timeout_s=run_time + GRACE_S + (60 if opts.expect_workers else 0),
-                          web=opts.web, web_port=opts.web_port, extra=extra, on_tick=opts.on_tick, shape=True)
+                          web=opts.web, web_port=opts.web_port, extra=extra, on_tick=opts.on_tick, shape=True,
+                          # the flows' loops run until the run ends (they watch run.stopping); what is
+                          # still sleeping after a second is cut (its events would fall after the window)
+                          stop_timeout_s=1.0)
     finally:
         for proc in workers:
             stop_worker(proc)
