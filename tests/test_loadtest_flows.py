@@ -47,6 +47,8 @@ stuck_after = 600
 """
 
 RUN_TIME_S = 5.0
+#: ~5 conversations are in progress at a time (Little's law); 15 real-user connections are plenty
+USERS = 15
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +64,8 @@ def runs(pg_uri: str, scenario_file: Path, tmp_path_factory: pytest.TempPathFact
     out = {}
     for policy in ("legacy", "exclude_last"):
         opts = LoadTestOptions(scenario=str(scenario_file), policy=policy, time_scale=60.0, run_time_s=RUN_TIME_S,
-                               out_dir=tmp_path_factory.mktemp(policy), database_url=pg_uri, seed=11)
+                               out_dir=tmp_path_factory.mktemp(policy), database_url=pg_uri, seed=11,
+                               users=USERS)
         out[policy] = run_load_test(opts)
     return out
 
@@ -83,6 +86,8 @@ def test_locust_drove_the_real_functions(runs: dict) -> None:
         # scenario time: the window is RUN_TIME_S x K, and nothing lies outside it
         assert outcome.duration == pytest.approx(RUN_TIME_S * 60.0)
         assert log["time"].min() >= 0 and log["time"].max() <= outcome.duration
+        # the real-user pool kept up: chats were opened within seconds of their arrival time
+        assert outcome.run_info["arrival_lateness_max_s"] < 30, outcome.run_info
 
 
 def test_history_has_no_double_assignment_and_respects_capacity(runs: dict) -> None:
@@ -141,7 +146,7 @@ def test_compare_real_cli_smoke(pg_uri: str, scenario_file: Path, tmp_path: Path
 
     out = tmp_path / "cr"
     code = main(["compare-real", str(scenario_file), "--run-time", "4", "--out", str(out), "--seed", "3",
-                 "--database-url", pg_uri, "--no-progress"])
+                 "--users", str(USERS), "--database-url", pg_uri, "--no-progress"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "relative difference" in printed
