@@ -458,11 +458,13 @@ class Operator(User):
         try:
             while clock.now() < end and not run.stopping:
                 self._sleep(run, end)  # a shift change wakes us early: keep being idle
+                if self.on_shift_db and not self.on_shift(clock.now()):
+                    self._log_in(run, self.api, False)  # the shift ends while away (the model's shift process)
+                    self.on_shift_db = False
         finally:
             self.idle = False
-        if self.on_shift(clock.now()) and not run.stopping:
+        if self.on_shift_db and not run.stopping:
             self._log_in(run, self.api, True)  # a touch if still online, a new login if logged out
-            self.on_shift_db = True
         self.poll_wake.set()
 
     # the poller (a greenlet) -------------------------------------------------------------
