@@ -1,4 +1,4 @@
-"""The Locust suite against a real PostgreSQL: concurrency, and the flows under two policies.
+"""Locust against a real PostgreSQL: do the users really run concurrently? (flows: test_loadtest_flows.py)
 
 Locust always runs in a child process (never in pytest's, which has psycopg imported).
 Everything targets the session's server (``pg_uri`` in conftest: loopback/unix socket) and is bounded in time.
