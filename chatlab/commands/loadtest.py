@@ -9,6 +9,7 @@ report as ``chatlab run`` plus Locust's CSV statistics.  Details: ``loadtest/ses
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 HELP = "Run the Locust suite against the real database for a scenario."
@@ -28,7 +29,8 @@ def add_loadtest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-url", default=None, metavar="URL",
                         help="PostgreSQL to use (default: $DATABASE_URL, else a temporary embedded server)")
     parser.add_argument("--keep-schema", action="store_true",
-                        help="keep the run's schema afterwards (default: dropped)")
+                        help="keep the run's schema afterwards (default: dropped); useful with a database "
+                             "URL only: a temporary server is deleted anyway")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -114,5 +116,7 @@ def main(args: argparse.Namespace) -> int:
           f"{checks.get('over_capacity')} over capacity")
     for note in outcome.extras.get("notes", []):
         print(f"note: {note}")
+    if args.keep_schema and (args.database_url or os.environ.get("DATABASE_URL")):
+        print(f"schema kept: {outcome.schema} (psql: SET search_path TO {outcome.schema};)")
     print(f"report written to {out}/ (summary.md, metrics.json, events.parquet, locust_stats.csv, plots)")
     return 0
