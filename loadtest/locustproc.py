@@ -160,7 +160,7 @@ def run_locust(
     (plus ``_stats_history.csv``, ``_failures.csv``, ``_exceptions.csv``).  ``on_tick(elapsed)``
     is called about once a second (for progress bars).
     """
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()  # the child runs in the repository, not in our CWD
     out_dir.mkdir(parents=True, exist_ok=True)
     prefix = out_dir / csv_name
     log_path = out_dir / f"{csv_name}.log"

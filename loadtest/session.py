@@ -167,7 +167,8 @@ def run_load_test(opts: LoadTestOptions) -> LoadTestOutcome:
     the_plan = plan(opts)
     scenario, flows, policy, seed = the_plan.scenario, the_plan.flows, the_plan.policy, the_plan.seed
     run_time, duration = the_plan.run_time_s, the_plan.duration
-    out_dir = Path(opts.out_dir or Path("reports") / Path(opts.scenario).stem / f"loadtest-{policy}")
+    # absolute: Locust runs with the repository as its working directory, not the user's
+    out_dir = Path(opts.out_dir or Path("reports") / Path(opts.scenario).stem / f"loadtest-{policy}").resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     workers = max(1, opts.expect_workers)
     pool = opts.users if opts.users is not None else pool_limit(flows, duration, workers=workers)

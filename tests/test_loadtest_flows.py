@@ -140,11 +140,17 @@ def test_unknown_scenario_is_a_user_error() -> None:
     assert issubclass(LoadTestUsageError, ChatLabError)
 
 
-def test_compare_real_cli_smoke(pg_uri: str, scenario_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """``chatlab compare-real``: both policies, both sides, one report; legacy repeats on the DB, the fix none."""
+def test_compare_real_cli_smoke(pg_uri: str, scenario_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """``chatlab compare-real``: both policies, both sides, one report; legacy repeats on the DB, the fix none.
+
+    Run from a working directory outside the repository with a relative ``--out`` (Locust runs
+    in the repository: a relative output path once went to the wrong place).
+    """
     from chatlab.cli import main
 
-    out = tmp_path / "cr"
+    monkeypatch.chdir(tmp_path)
+    out = Path("cr")
     code = main(["compare-real", str(scenario_file), "--run-time", "4", "--out", str(out), "--seed", "3",
                  "--users", str(USERS), "--database-url", pg_uri, "--no-progress"])
     assert code == 0
