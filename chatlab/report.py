@@ -284,7 +284,13 @@ def _json_dump(obj: Any, path: Path) -> None:
 
 def _run_header(runs: Sequence[Analysis]) -> list[tuple[str, str]]:
     info = runs[0].metrics["run"]
-    items = [("scenario", info.get("scenario")), ("source", info.get("source")), ("mode", info.get("mode")),
+
+    def every(key: str) -> str | None:
+        """All distinct values over the runs (a sim-vs-load-test report has two sources)."""
+        values = [str(v) for v in dict.fromkeys(r.metrics["run"].get(key) for r in runs) if v is not None]
+        return ", ".join(values) or None
+
+    items = [("scenario", every("scenario")), ("source", every("source")), ("mode", every("mode")),
              ("duration", f"{info['duration_s']:g} s"), ("service level T", f"{runs[0].metrics['params']['service_level_t_s']:g} s"),
              ("stuck after", f"{runs[0].metrics['params']['stuck_after_s']:g} s")]
     if len(runs) == 1:

@@ -239,3 +239,19 @@ def test_notebook_runs_its_own_small_simulation(tmp_path: Path, monkeypatch: pyt
     assert ns["labels"] == ["legacy", "exclude_last"]
     assert ns["bug"].loc["legacy", "repeat"] > 0 and ns["bug"].loc["exclude_last", "repeat"] == 0
     assert all(r.metrics["run"]["duration_s"] == 900.0 and r.metrics["run"]["seed"] == 3 for r in ns["runs"])
+
+
+def test_report_header_names_every_source_of_a_mixed_comparison() -> None:
+    """A sim-vs-load-test report must not call itself 'source: sim' just because sim came first."""
+    import types
+
+    from chatlab.report import _run_header
+
+    def run(source: str):
+        return types.SimpleNamespace(metrics={
+            "run": {"scenario": "baseline", "source": source, "mode": "pull", "duration_s": 10.0},
+            "params": {"service_level_t_s": 60.0, "stuck_after_s": 1800.0}})
+
+    header = dict(_run_header([run("sim"), run("loadtest"), run("sim")]))
+    assert header["source"] == "sim, loadtest"
+    assert header["scenario"] == "baseline"
