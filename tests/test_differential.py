@@ -1,0 +1,253 @@
+"""Model-based differential test: Hypothesis drives random operation sequences through BOTH
+``sim.system.ChatSystem`` (the reference) and the SQL functions on a fresh schema, and after
+every step demands the same return value, the same error kind and the identical full state.
+
+Why stateful: the example-based agreement tests check chosen states; here Hypothesis picks the
+sequence (incl. calls that must fail, completed chats, clock jumps, idle and stuck releases)
+and shrinks any disagreement to a minimal reproduction.  Two machines: the six fix-family
+policies mixed in one run, and ``legacy`` alone (it reaches states the fix never creates).
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from typing import Any, Callable, ClassVar
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from sim.policies import POLICY_NAMES
+from sim.statemachine import ChatLabError
+
+PG_URI: str | None = None  # set by the autouse fixture: the session server's URI
+
+FIX_POLICIES = tuple(p for p in POLICY_NAMES if p != "legacy")
+#: DB error classes that are the same kind as a ChatSystem error of another name.
+SAME_KIND = {"ChatNotAssigned": "IllegalTransition", "IllegalTransitionError": "IllegalTransition",
+             "UnknownPolicyError": "UnknownPolicy"}
+SETTINGS = settings(deadline=None, max_examples=25, stateful_step_count=30,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+STEPS = {"run": 0}  # steps executed over the whole module (reported by the last test)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _server(pg_uri: str) -> None:
+    global PG_URI
+    PG_URI = pg_uri
+
+
+def outcome(fn: Callable[[], Any]) -> tuple[str, Any]:
+    """('ok', value) or ('error', kind) with DB error names mapped to ChatSystem's."""
+    try:
+        return ("ok", fn())
+    except ChatLabError as exc:
+        name = type(exc).__name__
+        return ("error", SAME_KIND.get(name, name))
+
+
+ids = st.integers(min_value=0, max_value=10_000)  # turned into an existing id or one past the end
+
+
+class DifferentialMachine(RuleBasedStateMachine):
+    """One ChatSystem and one fresh schema, driven in lock-step."""
+
+    POLICIES: ClassVar[tuple[str, ...]] = FIX_POLICIES
+
+    def __init__(self) -> None:
+        super().__init__()
+        from chatlab.db.client import ChatDB
+        from chatlab.db.migrate import migrate
+        from sim.system import ChatSystem
+
+        assert PG_URI is not None
+        self.schema = f"diff_{uuid.uuid4().hex[:12]}"
+        migrate(PG_URI, self.schema)
+        self.db = ChatDB(PG_URI, self.schema, application_name="chatlab-differential")
+        self.sim = ChatSystem()
+        self.t = 0.0
+        self.db.set_clock(self.t)
+        self.users = itertools.count(1)
+        self.trace: list[str] = []
+
+    def teardown(self) -> None:
+        from chatlab.db.migrate import drop_schema
+
+        self.db.close()
+        drop_schema(PG_URI, self.schema)
+
+    # -- helpers -----------------------------------------------------------------------
+    def _op(self, k: int) -> int:
+        """An existing operator id, or (1 in n+1) an unknown one."""
+        return 1 + k % (len(self.sim.operators) + 1)
+
+    def _chat(self, k: int) -> int:
+        return 1 + k % (len(self.sim.chats) + 1)
+
+    def _both(self, what: str, on_sim: Callable[[], Any], on_db: Callable[[], Any]) -> Any:
+        STEPS["run"] += 1
+        self.trace.append(f"t={self.t}: {what}")
+        mine, theirs = outcome(on_sim), outcome(on_db)
+        assert mine == theirs, f"{what}: ChatSystem -> {mine}, SQL -> {theirs}\n" + "\n".join(self.trace)
+        return mine
+
+    # -- rules -------------------------------------------------------------------------
+    @rule(max_chats=st.integers(0, 3), online=st.booleans())
+    def create_operator(self, max_chats: int, online: bool) -> None:
+        n = len(self.sim.operators) + 1
+        self._both(f"create_operator(max_chats={max_chats}, online={online})",
+                   lambda: self.sim.create_operator(max_chats=max_chats, online=online, now=self.t),
+                   lambda: self.db.create_operator(f"o{n}", max_chats, online))
+
+    @rule(k=ids, online=st.booleans())
+    def set_online(self, k: int, online: bool) -> None:
+        op = self._op(k)
+        self._both(f"set_operator_online({op}, {online})",
+                   lambda: self.sim.set_operator_online(op, online, now=self.t),
+                   lambda: self.db.set_operator_online(op, online))
+
+    @rule(k=ids)
+    def touch(self, k: int) -> None:
+        op = self._op(k)
+        self._both(f"touch_operator({op})", lambda: self.sim.touch_operator(op, now=self.t),
+                   lambda: self.db.touch_operator(op))
+
+    @rule()
+    def new_chat(self) -> None:
+        user = next(self.users)
+        self._both(f"real_user_message({user}, new)", lambda: self.sim.real_user_message(user, "hi", now=self.t),
+                   lambda: self.db.real_user_message(user, "hi"))
+
+    @rule(k=ids, wrong_user=st.booleans())
+    def user_message(self, k: int, wrong_user: bool) -> None:
+        chat = self._chat(k)
+        owner = self.sim.chats[chat].real_user_id if chat in self.sim.chats else 1
+        user = owner + 1_000_000 if wrong_user else owner
+        self._both(f"real_user_message({user}, chat={chat})",
+                   lambda: self.sim.real_user_message(user, "again", chat, now=self.t),
+                   lambda: self.db.real_user_message(user, "again", chat))
+
+    @rule(k=ids, data=st.data(), salt=st.integers(0, 2**31 - 1), fallback=st.sampled_from([0.0, 30.0, 300.0]))
+    def assign(self, k: int, data: st.DataObject, salt: int, fallback: float) -> None:
+        op = self._op(k)
+        policy = data.draw(st.sampled_from(self.POLICIES), label="policy")
+        self._both(f"assign({op}, {policy}, fallback={fallback}, salt={salt})",
+                   lambda: self.sim.assign(op, policy, now=self.t, salt=salt, fallback_after=fallback),
+                   lambda: self.db.assign_chat_to_operator(op, policy, fallback, salt))
+
+    @rule(k=ids, c=ids, holder=st.booleans())
+    def reply(self, k: int, c: int, holder: bool) -> None:
+        chat = self._chat(c)
+        held = self.sim.chats[chat].assigned_operator_id if chat in self.sim.chats else None
+        op = held if holder and held is not None else self._op(k)
+        self._both(f"operator_message({op}, {chat})",
+                   lambda: self.sim.operator_message(op, chat, "answer", now=self.t),
+                   lambda: self.db.operator_message(op, chat, "answer") and None)
+
+    @rule(k=ids, c=ids, holder=st.booleans())
+    def unassign(self, k: int, c: int, holder: bool) -> None:
+        chat = self._chat(c)
+        held = self.sim.chats[chat].assigned_operator_id if chat in self.sim.chats else None
+        op = held if holder and held is not None else self._op(k)
+        self._both(f"unassign_chat({op}, {chat})", lambda: self.sim.unassign_chat(op, chat, now=self.t),
+                   lambda: self.db.unassign_chat(op, chat))
+
+    @rule(idle_after=st.sampled_from([0.0, 30.0, 120.0, -1.0]))
+    def idle_release(self, idle_after: float) -> None:
+        self._both(f"release_idle_operator_chats({idle_after})",
+                   lambda: self.sim.release_idle_operator_chats(idle_after, now=self.t),
+                   lambda: self.db.release_idle_operator_chats(idle_after))
+
+    @rule(older_than=st.sampled_from([0.0, 36.0, 3600.0]))
+    def detect_stuck(self, older_than: float) -> None:
+        self._both(f"detect_stuck_chats({older_than} s)",
+                   lambda: self.sim.detect_stuck_chats(older_than, now=self.t),
+                   lambda: [s.chat_id for s in self.db.detect_stuck_chats(older_than / 3600.0)])
+
+    @rule(c=ids, reason=st.sampled_from(["stuck_timeout", "manual_fix", ""]))
+    def stuck_release(self, c: int, reason: str) -> None:
+        chat = self._chat(c)
+        if not reason and (chat not in self.sim.chats or self.sim.chats[chat].state.value == "completed"):
+            reason = "manual_fix"  # known discrepancy, pinned by test_empty_reason_on_unknown_chat below
+        self._both(f"release_and_reassign_chat({chat}, {reason!r})",
+                   lambda: self.sim.release_and_reassign_chat(chat, reason, now=self.t),
+                   lambda: self.db.release_and_reassign_chat(chat, reason))
+
+    @rule(c=ids, reason=st.sampled_from(["resolved", "abandoned"]))
+    def end(self, c: int, reason: str) -> None:
+        chat = self._chat(c)
+        self._both(f"end_chat({chat}, {reason})", lambda: self.sim.end_chat(chat, reason, now=self.t),
+                   lambda: self.db.end_chat(chat, reason))
+
+    @rule(dt=st.sampled_from([0.5, 1.0, 10.0, 45.0, 400.0, 4000.0]))
+    def advance_clock(self, dt: float) -> None:
+        self.t += dt
+        self.trace.append(f"clock -> {self.t}")
+        self.db.set_clock(self.t)
+
+    # -- the full state, after every step ------------------------------------------------
+    @invariant()
+    def same_state(self) -> None:
+        from chatlab.db.client import to_seconds
+
+        db_chats = {
+            r["id"]: (r["chat_state"], r["assigned_operator_id"], r["last_operator_id"], to_seconds(r["waiting_since"]),
+                      r["is_active"])
+            for r in self.db.chats()
+        }
+        sim_chats = {
+            c.id: (c.state.value, c.assigned_operator_id, c.last_operator_id, c.waiting_since,
+                   c.state.value != "completed")
+            for c in self.sim.chats.values()
+        }
+        assert db_chats == sim_chats, "chats differ\n" + "\n".join(self.trace)
+        active = dict(self.db._rows(
+            "SELECT assigned_operator_id, count(*) FROM chats WHERE chat_state = 'assigned' GROUP BY 1"))
+        db_ops = {
+            r["id"]: (r["is_online"], active.get(r["id"], 0), to_seconds(r["last_assigned_at"]),
+                      to_seconds(r["last_activity_at"]))
+            for r in self.db.operators()
+        }
+        sim_ops = {
+            o.id: (o.online, o.active_chats, o.last_assigned_at, o.last_activity_at)
+            for o in self.sim.operators.values()
+        }
+        assert db_ops == sim_ops, "operators differ\n" + "\n".join(self.trace)
+
+
+class LegacyMachine(DifferentialMachine):
+    """``legacy`` only: it may assign a chat waiting for its user, which the fix never does."""
+
+    POLICIES = ("legacy",)
+
+
+TestFixPolicies = DifferentialMachine.TestCase
+TestFixPolicies.settings = SETTINGS
+TestLegacy = LegacyMachine.TestCase
+TestLegacy.settings = SETTINGS
+
+
+@pytest.mark.xfail(strict=True, reason="discrepancy: SQL validates the reason before the chat "
+                   "(InvalidArgument), ChatSystem the chat first (UnknownChat / ChatCompleted)")
+@pytest.mark.parametrize("completed", [False, True])
+def test_empty_reason_on_unknown_or_completed_chat(db, completed) -> None:
+    """Minimal reproduction found by the machine: release_and_reassign_chat(<unknown chat>, '')."""
+    from sim.system import ChatSystem
+
+    sim = ChatSystem()
+    db.set_clock(0.0)
+    chat = 1
+    if completed:
+        assert sim.real_user_message(1, "hi", now=0.0) == db.real_user_message(1, "hi") == chat
+        sim.end_chat(chat, "resolved", now=0.0)
+        db.end_chat(chat, "resolved")
+    assert outcome(lambda: sim.release_and_reassign_chat(chat, "", now=0.0)) == outcome(
+        lambda: db.release_and_reassign_chat(chat, ""))
+
+
+def test_zz_steps_were_run() -> None:
+    """Guards against a silently empty run (e.g. every example rejected); prints the count."""
+    print(f"differential steps run: {STEPS['run']}")
+    assert STEPS["run"] > 0
