@@ -95,3 +95,26 @@ def test_bad_log_is_one_line_exit_2(tmp_path, content, capsys):
 def test_random_without_fixed_salt_is_refused(runs, capsys):
     assert cli(["replay", str(runs["legacy"]), "--policy", "random", "--no-progress"]) == 2
     assert "fixed salt" in capsys.readouterr().err
+
+
+def test_idle_and_stuck_releases_replay_exactly(tmp_path, pg_uri, capsys):
+    """idle_operators with a short stuck threshold: the log has idle and stuck releases (the
+    replay's log-out mapping and release_and_reassign_chat are exercised), still 0 disagreements."""
+    text = (Path(__file__).resolve().parents[1] / "scenarios" / "idle_operators.toml").read_text()
+    scenario = tmp_path / "idle_stuck.toml"
+    for old, new in (("stuck_after = 1800", "stuck_after = 150"), ("stuck_check_interval = 300", "stuck_check_interval = 60"),
+                     ("idle_probability = 0.02", "idle_probability = 0.05")):
+        assert old in text
+        text = text.replace(old, new)
+    scenario.write_text(text)
+    for policy in ("exclude_last", "legacy"):
+        out = tmp_path / policy
+        assert cli(["run", str(scenario), "--policy", policy, "--duration", "1800", "--no-progress",
+                    "--out", str(out)]) == 0
+        log, _ = load_log(out / "events.parquet")
+        counts = log["event"].value_counts()
+        assert counts["idle_release"] > 0 and counts["stuck_release"] > 0
+        capsys.readouterr()
+        assert cli(["replay", str(out), "--database-url", pg_uri, "--no-progress"]) == 0
+        applied, decisions, disagreements = _summary_counts(capsys.readouterr().out)
+        assert (applied, disagreements) == (len(log), 0) and decisions == counts["assign"]
