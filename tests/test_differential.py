@@ -11,6 +11,7 @@ policies mixed in one run, and ``legacy`` alone (it reaches states the fix never
 from __future__ import annotations
 
 import itertools
+import os
 import uuid
 from typing import Any, Callable, ClassVar
 
@@ -28,7 +29,8 @@ FIX_POLICIES = tuple(p for p in POLICY_NAMES if p != "legacy")
 #: DB error classes that are the same kind as a ChatSystem error of another name.
 SAME_KIND = {"ChatNotAssigned": "IllegalTransition", "IllegalTransitionError": "IllegalTransition",
              "UnknownPolicyError": "UnknownPolicy"}
-SETTINGS = settings(deadline=None, max_examples=25, stateful_step_count=30,
+#: CHATLAB_DIFF_EXAMPLES raises the example count for a longer bug hunt (CI keeps the default).
+SETTINGS = settings(deadline=None, max_examples=int(os.environ.get("CHATLAB_DIFF_EXAMPLES", "25")), stateful_step_count=30,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 STEPS = {"run": 0}  # steps executed over the whole module (reported by the last test)
 
@@ -46,6 +48,13 @@ def outcome(fn: Callable[[], Any]) -> tuple[str, Any]:
     except ChatLabError as exc:
         name = type(exc).__name__
         return ("error", SAME_KIND.get(name, name))
+
+
+def _log_rows(frame: Any) -> list[tuple]:
+    import pandas as pd
+
+    return [tuple(None if pd.isna(v) else (v if isinstance(v, (int, float)) else str(v)) for v in row)
+            for row in frame.itertuples(index=False)]
 
 
 ids = st.integers(min_value=0, max_value=10_000)  # turned into an existing id or one past the end
@@ -73,10 +82,15 @@ class DifferentialMachine(RuleBasedStateMachine):
         self.trace: list[str] = []
 
     def teardown(self) -> None:
+        """The whole event log must match too (one comparison per example: it is the costly one)."""
         from chatlab.db.migrate import drop_schema
 
-        self.db.close()
-        drop_schema(PG_URI, self.schema)
+        try:
+            assert _log_rows(self.sim.log.to_frame()) == _log_rows(self.db.events()), \
+                "event logs differ\n" + "\n".join(self.trace)
+        finally:
+            self.db.close()
+            drop_schema(PG_URI, self.schema)
 
     # -- helpers -----------------------------------------------------------------------
     def _op(self, k: int) -> int:
