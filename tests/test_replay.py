@@ -118,3 +118,19 @@ def test_idle_and_stuck_releases_replay_exactly(tmp_path, pg_uri, capsys):
         assert cli(["replay", str(out), "--database-url", pg_uri, "--no-progress"]) == 0
         applied, decisions, disagreements = _summary_counts(capsys.readouterr().out)
         assert (applied, disagreements) == (len(log), 0) and decisions == counts["assign"]
+
+
+def test_random_with_fixed_salt_replays_exactly(tmp_path, pg_uri, capsys):
+    """random is exact when the run used a fixed salt and replay is told it; a wrong salt disagrees."""
+    text = (Path(__file__).resolve().parents[1] / "scenarios" / "baseline.toml").read_text()
+    assert 'name = "exclude_last"' in text
+    scenario = tmp_path / "random_salt.toml"
+    scenario.write_text(text.replace('name = "exclude_last"', 'name = "random"\nsalt = 4242'))
+    out = tmp_path / "random"
+    assert cli(["run", str(scenario), "--duration", DURATION, "--no-progress", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert cli(["replay", str(out), "--salt", "4242", "--database-url", pg_uri, "--no-progress"]) == 0
+    assert _summary_counts(capsys.readouterr().out)[1:] == (
+        int((load_log(out / "events.parquet")[0]["event"] == "assign").sum()), 0)
+    assert cli(["replay", str(out), "--salt", "1", "--database-url", pg_uri, "--no-progress"]) == 1
+    assert "disagreement: t=" in capsys.readouterr().out

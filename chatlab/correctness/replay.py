@@ -38,7 +38,8 @@ Exactness: ``legacy``, ``exclude_last``, ``exclude_last_fallback``, ``round_robi
 ``least_loaded`` depend only on what the log shows, so replay is exact for them.
 ``longest_idle`` orders operators by ``last_activity_at`` (heartbeats missing: not exact,
 a warning is reported).  ``random`` draws a salt per call in the model that the log does not
-carry: replay supports it only with a fixed salt (``policy_params['salt']`` or ``attrs['salt']``).
+carry: replay supports it only for a run with a fixed salt (scenario ``policy.salt``), which the
+run attrs do not record either, so it is given with ``--salt`` (exact then).
 
 On a disagreement the database has already committed its own choice and no API call can
 assign a *given* chat, so the simulation's choice cannot be forced: replay records the
@@ -135,8 +136,12 @@ def load_replay_log(path: str | Path) -> pd.DataFrame:
     return log
 
 
-def resolve_policy(log: pd.DataFrame, policy: str | None) -> tuple[str, float, int, list[str]]:
-    """(policy name, fallback_after, salt, notes) for replaying ``log``; ``policy`` overrides the log's."""
+def resolve_policy(log: pd.DataFrame, policy: str | None, salt: int | None = None) -> tuple[str, float, int, list[str]]:
+    """(policy name, fallback_after, salt, notes) for replaying ``log``; ``policy`` overrides the log's.
+
+    ``salt``: the run's fixed salt (scenario ``policy.salt``) for ``random``; the run attrs do not
+    record it, and without a fixed salt the model drew one per call, which no log shows.
+    """
     from sim.policies import make_policy
 
     attrs = log.attrs
@@ -149,11 +154,13 @@ def resolve_policy(log: pd.DataFrame, policy: str | None) -> tuple[str, float, i
     pol = make_policy(str(name), **({k: v for k, v in params.items() if k != "salt"} if name == attrs.get("policy") else {}))
     fallback = float(pol.params.get("fallback_after", 300.0))
     notes: list[str] = []
-    salt = params.get("salt", attrs.get("salt"))
-    if pol.name == "random":
-        if salt is None:
-            raise ReplayError("policy 'random': the event log does not carry the per-call salts; "
-                              "replay supports random only with a fixed salt (scenario policy.salt)")
+    if salt is None:
+        salt = params.get("salt", attrs.get("salt"))
+    if salt is not None and (isinstance(salt, bool) or not isinstance(salt, int) or salt < 0):
+        raise ReplayError(f"salt must be an integer >= 0, got {salt!r}")
+    if pol.name == "random" and salt is None:
+        raise ReplayError("policy 'random': the event log does not carry the per-call salts; replay supports "
+                          "random only for a run with a fixed salt (scenario policy.salt), given with --salt")
     if pol.name == "longest_idle":
         notes.append("longest_idle orders by last_activity_at, which heartbeats (not in the log) update: "
                      "decisions may differ without a bug")
@@ -170,7 +177,7 @@ def _str(value: Any) -> str | None:
     return None if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
 
 
-def replay_log(log: pd.DataFrame, db: Any, *, policy: str | None = None,
+def replay_log(log: pd.DataFrame, db: Any, *, policy: str | None = None, salt: int | None = None,
                progress: Callable[[int], None] | None = None) -> ReplayResult:
     """Apply ``log`` to the fresh schema behind ``db`` (a :class:`chatlab.db.client.ChatDB`).
 
@@ -178,7 +185,7 @@ def replay_log(log: pd.DataFrame, db: Any, *, policy: str | None = None,
     """
     from chatlab.db.errors import ChatDBError
 
-    name, fallback, salt, notes = resolve_policy(log, policy)
+    name, fallback, salt, notes = resolve_policy(log, policy, salt)
     result = ReplayResult(policy=name, events=len(log), notes=notes)
     attrs = log.attrs
     max_chats = int(attrs.get("max_chats") or 1)
@@ -278,7 +285,7 @@ def compare_final_states(log: pd.DataFrame, db: Any, chats: dict[int, int]) -> l
     return out
 
 
-def replay_path(path: str | Path, *, policy: str | None = None, database_url: str | None = None,
+def replay_path(path: str | Path, *, policy: str | None = None, salt: int | None = None, database_url: str | None = None,
                 schema: str | None = None, progress: bool = True) -> ReplayResult:
     """Load the log at ``path``, replay it on a fresh schema (dropped afterwards), return the result.
 
@@ -291,7 +298,7 @@ def replay_path(path: str | Path, *, policy: str | None = None, database_url: st
     from chatlab.db.server import URL_ENV, temporary_server
 
     log = load_replay_log(path)
-    resolve_policy(log, policy)  # bad policy / random without salt -> error before any server starts
+    resolve_policy(log, policy, salt)  # bad policy / random without salt -> error before any server starts
     schema = check_schema(schema or f"replay_{uuid.uuid4().hex[:12]}")
     if schema == "public":
         raise ReplayError("refusing to replay into schema 'public' (it is dropped afterwards)")
@@ -307,7 +314,7 @@ def replay_path(path: str | Path, *, policy: str | None = None, database_url: st
 
             with ChatDB(url, schema, application_name="chatlab-replay") as db, \
                     tqdm(total=len(log), unit="event", desc="replay", disable=not progress, leave=False) as bar:
-                return replay_log(log, db, policy=policy, progress=bar.update)
+                return replay_log(log, db, policy=policy, salt=salt, progress=bar.update)
         finally:
             drop_schema(url, schema)
     raise AssertionError("unreachable")  # pragma: no cover
@@ -323,6 +330,6 @@ def _require_new_schema(url: str, schema: str) -> None:
         with psycopg.connect(url) as conn:
             exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
     except psycopg.OperationalError as exc:
-        raise DatabaseUnavailable(f"cannot connect to the database: {str(exc).strip()}") from None
+        raise DatabaseUnavailable(f"cannot connect to the database: {' '.join(str(exc).split())}") from None
     if exists:
         raise ReplayError(f"schema {schema!r} already exists; replay needs a new one (it drops it afterwards)")
