@@ -29,8 +29,10 @@ FIX_POLICIES = tuple(p for p in POLICY_NAMES if p != "legacy")
 #: DB error classes that are the same kind as a ChatSystem error of another name.
 SAME_KIND = {"ChatNotAssigned": "IllegalTransition", "IllegalTransitionError": "IllegalTransition",
              "UnknownPolicyError": "UnknownPolicy"}
-#: CHATLAB_DIFF_EXAMPLES raises the example count for a longer bug hunt (CI keeps the default).
-SETTINGS = settings(deadline=None, max_examples=int(os.environ.get("CHATLAB_DIFF_EXAMPLES", "25")), stateful_step_count=30,
+#: CHATLAB_DIFF_EXAMPLES / CHATLAB_DIFF_STEPS raise the example count / sequence length for a
+#: longer bug hunt (CI keeps the defaults).
+SETTINGS = settings(deadline=None, max_examples=int(os.environ.get("CHATLAB_DIFF_EXAMPLES", "25")),
+                    stateful_step_count=int(os.environ.get("CHATLAB_DIFF_STEPS", "30")),
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 STEPS = {"run": 0}  # steps executed over the whole module (reported by the last test)
 
