@@ -18,7 +18,7 @@ from typing import Any, Callable, ClassVar
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from sim.policies import POLICY_NAMES
 from sim.statemachine import ChatLabError
@@ -31,7 +31,7 @@ SAME_KIND = {"ChatNotAssigned": "IllegalTransition", "IllegalTransitionError": "
              "UnknownPolicyError": "UnknownPolicy"}
 #: CHATLAB_DIFF_EXAMPLES / CHATLAB_DIFF_STEPS raise the example count / sequence length for a
 #: longer bug hunt (CI keeps the defaults).
-SETTINGS = settings(deadline=None, max_examples=int(os.environ.get("CHATLAB_DIFF_EXAMPLES", "25")),
+SETTINGS = settings(deadline=None, max_examples=int(os.environ.get("CHATLAB_DIFF_EXAMPLES", "50")),
                     stateful_step_count=int(os.environ.get("CHATLAB_DIFF_STEPS", "30")),
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 STEPS = {"run": 0}  # steps executed over the whole module (reported by the last test)
@@ -110,6 +110,15 @@ class DifferentialMachine(RuleBasedStateMachine):
         return mine
 
     # -- rules -------------------------------------------------------------------------
+    @initialize(caps=st.lists(st.integers(1, 2), min_size=1, max_size=3), chats=st.integers(1, 3))
+    def start(self, caps: list[int], chats: int) -> None:
+        """Online operators and waiting chats first, so 30 steps reach contested decisions
+        (the rules below still create, log out and break things at random)."""
+        for cap in caps:
+            self.create_operator(cap, True)
+        for _ in range(chats):
+            self.new_chat()
+
     @rule(max_chats=st.integers(0, 3), online=st.booleans())
     def create_operator(self, max_chats: int, online: bool) -> None:
         n = len(self.sim.operators) + 1
