@@ -527,11 +527,15 @@ class ChatSystem:
     @_recorded
     def release_and_reassign_chat(self, chat_id: int, reason: str = "manual_fix", *, now: float | None = None) -> int:
         """Take an ``assigned`` chat from its holder and put it back in the queue; return the holder's id."""
+        # arguments before the chat, in the same order as SQL's _chatlab_check_text (found by
+        # the differential test: an empty reason on an unknown chat must be InvalidArgument)
+        if not isinstance(reason, str) or not reason.strip():
+            raise InvalidArgument(f"release reason must be non-empty text, got {reason!r}")
+        if len(reason) > 200:
+            raise InvalidArgument(f"release reason is too long: {len(reason)} characters, at most 200 allowed")
         chat = self._chat(chat_id)
         if chat.state is _DONE:
             raise ChatCompleted(chat_id, Event.STUCK_RELEASE)
-        if not isinstance(reason, str) or not reason:
-            raise InvalidArgument(f"release reason must be non-empty text, got {reason!r}")
         next_state(chat.state, Event.STUCK_RELEASE, chat_id=chat_id)  # not assigned -> IllegalTransition
         t = self._tick(now)
         return self._release(chat, Event.STUCK_RELEASE, t, reason=reason, history_reason=reason)

@@ -254,11 +254,13 @@ TestLegacy = LegacyMachine.TestCase
 TestLegacy.settings = SETTINGS
 
 
-@pytest.mark.xfail(strict=True, reason="discrepancy: SQL validates the reason before the chat "
-                   "(InvalidArgument), ChatSystem the chat first (UnknownChat / ChatCompleted)")
 @pytest.mark.parametrize("completed", [False, True])
 def test_empty_reason_on_unknown_or_completed_chat(db, completed) -> None:
-    """Minimal reproduction found by the machine: release_and_reassign_chat(<unknown chat>, '')."""
+    """Found by the machine: release_and_reassign_chat(<unknown chat>, '').
+
+    SQL validated the reason before the chat (InvalidArgument), ChatSystem the chat first
+    (UnknownChat / ChatCompleted); ChatSystem now checks arguments first, as SQL does.
+    """
     from sim.system import ChatSystem
 
     sim = ChatSystem()
