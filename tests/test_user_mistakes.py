@@ -1,0 +1,133 @@
+"""A table of user mistakes across the whole tool: each gets one clear line, exit 2, and changes nothing.
+
+Database-level bad calls (45 of them, with full-table snapshots) are in ``test_db_errors.py``;
+this table covers what a user types or writes: scenario files and command lines, plus a few
+wrong types and huge values at the Python client.  For every case: exit status 2, exactly
+one line on stderr that names the file/option/field and what was expected, no traceback, and
+the output directory the command was given does not exist afterwards.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chatlab.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+BASELINE = (ROOT / "scenarios" / "baseline.toml").read_text()
+
+
+def edit(old: str, new: str, *, count: int = 1) -> str:
+    assert old in BASELINE, old
+    return BASELINE.replace(old, new, count)
+
+
+#: (id, scenario text or None, argv after the file (FILE = the scenario path), words the line must contain)
+SCENARIO_CASES = [
+    ("missing-duration", edit("duration = 14400", ""), ["duration", "required"]),
+    ("negative-duration", edit("duration = 14400", "duration = -5"), ["duration", "> 0", "-5"]),
+    ("duration-not-a-number", edit("duration = 14400", 'duration = "long"'), ["duration", "'long'"]),
+    ("unknown-key", BASELINE + '\ncolour = "red"\n', ["colour", "valid keys"]),
+    ("bad-toml-syntax", BASELINE + "\n[users\n", ["valid TOML"]),
+    ("negative-rate", edit("rate = 0.04", "rate = -0.1"), ["users.arrivals.rate", ">= 0", "-0.1"]),
+    ("unknown-policy", edit('name = "exclude_last"', 'name = "fastest"'), ["policy.name", "'fastest'", "legacy"]),
+    ("probability-over-1", edit("unassign_probability = 0.02", "unassign_probability = 1.5"),
+     ["operators.unassign_probability", "<= 1", "1.5"]),
+    ("unknown-distribution", edit('dist = "lognormal"', 'dist = "zipf"'), ["dist", "'zipf'", "exponential"]),
+    ("no-operators", edit("count = 6", "count = 0"), ["operators.count", ">= 1"]),
+    ("fractional-capacity", edit("max_chats = 3", "max_chats = 1.5"), ["operators.max_chats", "integer"]),
+    ("unknown-mode", edit('mode = "pull"', 'mode = "sideways"'), ["policy.mode", "pull", "push"]),
+    ("shift-ends-before-start", BASELINE + "\n[[operators.shifts]]\nstart = 100\nend = 50\ncount = 2\n",
+     ["operators.shifts[0].end", "after start"]),
+]
+
+#: (id, argv, words the line must contain); OUT is replaced by the case's output directory
+CLI_CASES = [
+    ("unknown-scenario", ["run", "no_such_scenario", "--out", "OUT"], ["no_such_scenario", "baseline"]),
+    ("unknown-policy-in-list", ["compare", "baseline", "--policies", "legacy,bogus", "--out", "OUT"],
+     ["'bogus'", "exclude_last"]),
+    ("empty-seed-range", ["compare", "baseline", "--policies", "legacy", "--seeds", "5-1", "--out", "OUT"],
+     ["--seeds", "5-1"]),
+    ("unreadable-seeds", ["compare", "baseline", "--policies", "legacy", "--seeds", "abc", "--out", "OUT"],
+     ["--seeds", "'abc'"]),
+    ("set-without-value", ["sweep", "baseline", "--set", "operators.count", "--out", "OUT"],
+     ["--set", "FIELD=VALUE"]),
+    ("set-unknown-field", ["sweep", "baseline", "--set", "operators.colour=1,2", "--out", "OUT"], ["colour"]),
+    ("negative-duration-option", ["run", "baseline", "--duration", "-5", "--out", "OUT"], ["--duration", "-5"]),
+    ("impossible-gate-bound", ["gate", "baseline", "--min-jain", "2"], ["--min-jain", "2"]),
+    ("report-on-missing-dir", ["report", "MISSING"], ["no such file"]),
+    ("replay-missing-log", ["replay", "MISSING"], ["no such file"]),
+    ("gate-on-garbage-log", ["gate", "GARBAGE"], ["missing columns"]),
+    ("loadtest-zero-time-scale", ["loadtest", "baseline", "--time-scale", "0", "--out", "OUT"],
+     ["--time-scale", "> 0"]),
+    ("db-hostile-schema-name", ["db", "migrate", "--schema", "bad name; DROP TABLE chats"], ["schema name"]),
+]
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str]:
+    code = main(argv)
+    err = capsys.readouterr().err
+    return code, err
+
+
+def assert_one_clear_line(code: int, err: str, words: list[str]) -> None:
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, lines
+    assert "error:" in lines[0]
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+@pytest.mark.parametrize("name,text,words", SCENARIO_CASES, ids=[c[0] for c in SCENARIO_CASES])
+def test_malformed_scenario_file(name: str, text: str, words: list[str], tmp_path: Path,
+                                 capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    out = tmp_path / "out"
+    code, err = run_cli(["run", str(path), "--out", str(out), "--no-progress"], capsys)
+    assert_one_clear_line(code, err, [f"{name}.toml", *words])
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("name,argv,words", CLI_CASES, ids=[c[0] for c in CLI_CASES])
+def test_command_line_mistake(name: str, argv: list[str], words: list[str], tmp_path: Path, pg_uri: str,
+                              monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.chdir(tmp_path)  # nothing may appear here (reports/, .chatlab/ ...)
+    monkeypatch.setenv("DATABASE_URL", pg_uri)  # never start a server for a mistake
+    (tmp_path / "events.csv").write_text("garbage,,,\n1,2\n")
+    subst = {"OUT": str(tmp_path / "out"), "MISSING": str(tmp_path / "nope"), "GARBAGE": str(tmp_path / "events.csv")}
+    argv = [subst.get(a, a) for a in argv]
+    if argv[0] in {"run", "compare", "sweep", "gate"}:
+        argv.append("--no-progress")
+    code, err = run_cli(argv, capsys)
+    assert_one_clear_line(code, err, words)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.csv"], "a mistake wrote something"
+
+
+def test_the_table_is_big_enough() -> None:
+    assert len(SCENARIO_CASES) + len(CLI_CASES) >= 20
+
+
+@pytest.mark.parametrize("case", ["megabyte-body", "string-operator-id", "float-chat-id", "null-user-id"])
+def test_wrong_types_and_huge_values_at_the_client(db, case: str) -> None:
+    """Typed error, and the database is unchanged (row counts and the chat's state)."""
+    from chatlab.db.errors import ChatDBError
+
+    op = db.create_operator("a")
+    chat = db.real_user_message(1, "hello")
+    assert db.assign_chat_to_operator(op) == chat
+    before = (db.chats(), db.operators(), db.assignments(), len(db.events()))
+    calls = {
+        "megabyte-body": lambda: db.operator_message(op, chat, "x" * 1_000_000),
+        "string-operator-id": lambda: db.operator_message("a", chat, "hi"),  # type: ignore[arg-type]
+        "float-chat-id": lambda: db.unassign_chat(op, 1.5),  # type: ignore[arg-type]
+        "null-user-id": lambda: db.real_user_message(None, "hi"),  # type: ignore[arg-type]
+    }
+    with pytest.raises(ChatDBError) as info:
+        calls[case]()
+    assert str(info.value).strip() and "\n" not in str(info.value).strip()
+    assert (db.chats(), db.operators(), db.assignments(), len(db.events())) == before
