@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from chatlab.commands.common import add_scenario_argument
+
 from chatlab.runner import (
     add_metric_arguments,
     add_simulation_arguments,
@@ -28,7 +30,7 @@ ALL = "legacy,exclude_last,exclude_last_fallback,round_robin,least_loaded,longes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("scenario", metavar="SCENARIO", help="scenario name (see scenarios/) or path to a .toml file")
+    add_scenario_argument(parser)
     parser.add_argument("--policies", default=ALL, metavar="A,B,C",
                         help=f"comma-separated policies (default: all seven: {ALL})")
     add_simulation_arguments(parser, seed_help="random seed, the same for every policy (default: the scenario's)",

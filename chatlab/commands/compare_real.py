@@ -12,13 +12,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from chatlab.commands.common import add_scenario_argument
+
 from chatlab.commands.loadtest import add_loadtest_arguments, options_from_args, progress
 
 HELP = "Run simulation and load test on one scenario and compare them."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("scenario", metavar="SCENARIO", help="scenario name (see scenarios/) or path to a .toml file")
+    add_scenario_argument(parser)
     parser.add_argument("--policy", "--policies", dest="policy", default="legacy,exclude_last", metavar="P[,P...]",
                         help="policies to compare, comma-separated (default legacy,exclude_last)")
     add_loadtest_arguments(parser)

@@ -12,6 +12,8 @@ import argparse
 import os
 from pathlib import Path
 
+from chatlab.commands.common import add_policy_argument, add_scenario_argument
+
 HELP = "Run the Locust suite against the real database for a scenario."
 
 
@@ -35,10 +37,8 @@ def add_loadtest_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("scenario", metavar="SCENARIO", help="scenario name (see scenarios/) or path to a .toml file")
-    parser.add_argument("--policy", default=None, metavar="P",
-                        help="assignment policy (default: the scenario's): legacy, exclude_last, "
-                             "exclude_last_fallback, round_robin, least_loaded, longest_idle, random")
+    add_scenario_argument(parser)
+    add_policy_argument(parser)
     add_loadtest_arguments(parser)
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="report directory (default: reports/<scenario>/loadtest-<policy>)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from chatlab.commands.common import add_policy_argument, add_scenario_argument
+
 from chatlab.runner import (
     add_metric_arguments,
     add_simulation_arguments,
@@ -20,10 +22,8 @@ HELP = "Simulate one scenario with one policy and write a report."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("scenario", metavar="SCENARIO", help="scenario name (see scenarios/) or path to a .toml file")
-    parser.add_argument("--policy", default=None, metavar="P",
-                        help="assignment policy (default: the scenario's); one of legacy, exclude_last, "
-                             "exclude_last_fallback, round_robin, least_loaded, longest_idle, random")
+    add_scenario_argument(parser)
+    add_policy_argument(parser)
     add_simulation_arguments(parser)
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="report directory (default: reports/<scenario>/run-<policy>-seed<N>)")

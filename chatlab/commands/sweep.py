@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from chatlab.commands.common import add_scenario_argument
+
 from chatlab.runner import (
     add_metric_arguments,
     check_metric_arguments,
@@ -41,7 +43,7 @@ SUMMARISED = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("scenario", metavar="SCENARIO", help="scenario name (see scenarios/) or path to a .toml file")
+    add_scenario_argument(parser)
     parser.add_argument("--policies", default="legacy,exclude_last", metavar="A,B,C",
                         help="comma-separated policies (default: legacy,exclude_last)")
     parser.add_argument("--seeds", default="1-3", metavar="SEEDS", help="seeds: N, A-B or a list like 1-5,9 (default 1-3)")
