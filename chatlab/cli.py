@@ -14,7 +14,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from sim.statemachine import ChatLabError
+from sim.errors import ChatLabError
 
 #: command name -> (module, one-line help).  Help lines are duplicated here so that
 #: ``chatlab --help`` does not have to import pandas, SimPy or psycopg.

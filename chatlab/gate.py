@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from chatlab.metrics import Analysis, get_metric
-from sim.statemachine import ChatLabError
+from sim.errors import ChatLabError
 
 
 class GateError(ChatLabError):

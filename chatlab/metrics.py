@@ -55,7 +55,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.eventlog import COLUMNS, DTYPES, InvalidEventLog, OperatorEvent, coerce
+from sim.errors import InvalidEventLog
+from sim.eventlog import COLUMNS, DTYPES, OperatorEvent, coerce
 from sim.statemachine import Event, State
 
 #: Bump when a key of :func:`compute_metrics` changes meaning or disappears.

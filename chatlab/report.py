@@ -44,7 +44,8 @@ from chatlab.metrics import (
     get_metric,
 )
 from chatlab.plots import PLOT_FILES, write_plots
-from sim.eventlog import InvalidEventLog, read_log, write_log
+from sim.errors import InvalidEventLog
+from sim.eventlog import read_log, write_log
 
 LOG_NAMES = ("events.parquet", "events.csv")
 RUN_SIDECAR = "run.json"

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from chatlab.metrics import DEFAULT_SERVICE_LEVEL_T
-from sim.statemachine import ChatLabError
+from sim.errors import ChatLabError
 
 
 class UsageError(ChatLabError):

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from sim.distributions import count_from
-from sim.statemachine import ChatLabError
+from sim.errors import ChatLabError
 
 #: ``sim.model``'s stream indexes of ``SeedSequence(seed).spawn(4)``.
 ARRIVALS_STREAM, USERS_STREAM, OPERATORS_STREAM, SALT_STREAM = range(4)

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sim.statemachine import ChatLabError
+from sim.errors import ChatLabError
 
 CONFIG_ENV = "CHATLAB_LOADTEST_CONFIG"
 

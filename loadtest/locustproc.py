@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sim.statemachine import ChatLabError
+from sim.errors import ChatLabError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -34,7 +34,7 @@ import pandas as pd
 from loadtest.config import LoadTestConfig, SeededOperator
 from loadtest.database import database
 from loadtest.locustproc import ROOT, LocustResult, LocustRunFailed, run_locust
-from sim.statemachine import ChatLabError
+from sim.errors import ChatLabError
 
 LOCUSTFILE = ROOT / "loadtest" / "locustfile.py"
 #: Seconds Locust may overrun its run time before it is killed (start-up + --stop-timeout).

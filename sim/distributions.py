@@ -32,16 +32,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from sim.statemachine import ChatLabError
-
-
-class DistributionError(ChatLabError):
-    """A distribution table that cannot be used.  ``field`` is the dotted key inside it ("" = the table)."""
-
-    def __init__(self, field: str, expected: str) -> None:
-        self.field = field
-        self.expected = expected
-        super().__init__(f"{field}: expected {expected}" if field else f"expected {expected}")
+from sim.errors import DistributionError
 
 
 class Distribution:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from sim.statemachine import ChatLabError
+from sim.errors import ChatLabError
 
 
 class QueueingError(ChatLabError):

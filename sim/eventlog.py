@@ -34,7 +34,8 @@ from typing import Any
 
 import pandas as pd
 
-from sim.statemachine import ChatLabError, Event, State
+from sim.errors import InvalidEventLog
+from sim.statemachine import Event, State
 
 
 class OperatorEvent(str, Enum):
@@ -62,10 +63,6 @@ DTYPES: dict[str, Any] = {
     "to_state": pd.CategoricalDtype(STATE_NAMES),
     "reason": "category",
 }
-
-
-class InvalidEventLog(ChatLabError):
-    """A frame that does not have the event-log schema."""
 
 
 def _text(value: object) -> object:

@@ -36,7 +36,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
-from sim.statemachine import ASSIGNABLE_STATES, LEGACY_ASSIGNABLE_STATES, ChatLabError, State
+from sim.errors import UnknownPolicy
+from sim.statemachine import ASSIGNABLE_STATES, LEGACY_ASSIGNABLE_STATES, State
 
 POLICY_NAMES: tuple[str, ...] = (
     "legacy",
@@ -89,10 +90,6 @@ class Snapshot:
             if op.operator_id == operator_id:
                 return op
         return None
-
-
-class UnknownPolicy(ChatLabError):
-    """A policy name or parameter that does not exist."""
 
 
 def _queue_order(chat: ChatView) -> tuple[float, int]:

@@ -25,18 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sim.distributions import Constant, Distribution, DistributionError, Exponential, parse_distribution
+from sim.distributions import Constant, Distribution, Exponential, parse_distribution
 from sim.policies import POLICY_NAMES
-from sim.statemachine import ChatLabError
-
-
-class ScenarioError(ChatLabError):
-    """A scenario that cannot be used: names the file, the dotted field and what was expected."""
-
-    def __init__(self, file: str, field: str, expected: str) -> None:
-        self.file, self.field, self.expected = file, field, expected
-        where = f"{file}: {field}" if field else str(file)
-        super().__init__(f"{where}: expected {expected}")
+from sim.errors import DistributionError, ScenarioError
 
 
 # --------------------------------------------------------------------------- sections

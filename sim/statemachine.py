@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from sim.errors import ChatCompleted, IllegalTransition, UnknownName
+
 
 class State(str, Enum):
     """Where a chat is.  Values are the strings stored in ``chats.chat_state``."""
@@ -101,26 +103,6 @@ TRANSITIONS: dict[tuple[State, Event], Transition] = {
 }
 
 
-class ChatLabError(Exception):
-    """Base class of every error a user can cause; the CLI prints these without a traceback."""
-
-
-class IllegalTransition(ChatLabError):
-    """An event that the state machine does not allow in the chat's current state."""
-
-    def __init__(self, chat_id: object, state: State, event: Event, *, legacy: bool = False) -> None:
-        self.chat_id = chat_id
-        self.state = State(state)
-        self.event = Event(event)
-        rule = TRANSITIONS.get((self.state, self.event))
-        hint = " (only the legacy pre-fix policy may do that)" if rule and rule.legacy_only and not legacy else ""
-        super().__init__(f"chat {chat_id}: event '{self.event}' is not allowed in state '{self.state}'{hint}")
-
-
-class UnknownName(ChatLabError, ValueError):
-    """A string that is not a state or event name (e.g. from a hand-edited log)."""
-
-
 def as_state(value: State | str) -> State:
     try:
         return State(value)
@@ -143,8 +125,18 @@ def next_state(state: State | str, event: Event | str, *, chat_id: object = "?",
     state, event = as_state(state), as_event(event)
     rule = TRANSITIONS.get((state, event))
     if rule is None or (rule.legacy_only and not legacy):
-        raise IllegalTransition(chat_id, state, event, legacy=legacy)
+        raise illegal(chat_id, state, event, legacy=legacy)
     return rule.target
+
+
+def illegal(chat_id: object, state: State, event: Event, *, legacy: bool = False) -> IllegalTransition:
+    """The error for an illegal (state, event): :class:`ChatCompleted` in ``completed``, else
+    :class:`IllegalTransition`, with the hint the SQL function ``chat_next_state`` gives too."""
+    if state is State.COMPLETED:
+        return ChatCompleted.on(chat_id, event)
+    rule = TRANSITIONS.get((state, event))
+    hint = " (only the legacy pre-fix policy may do that)" if rule and rule.legacy_only and not legacy else ""
+    return IllegalTransition.of(chat_id, state, event, hint)
 
 
 def is_legal(state: State | str, event: Event | str, *, legacy: bool = False) -> bool:

@@ -1,4 +1,4 @@
-"""The chat system in memory: the reference implementation of ``/tmp/chatlab/semantics.md``.
+"""The chat system in memory: the reference implementation of ``docs/semantics.md``.
 
 One class, :class:`ChatSystem`, holds operators and chats and offers exactly the operations
 the PostgreSQL functions offer (``create_operator``, ``set_operator_online``,
@@ -15,9 +15,9 @@ deterministic and knows nothing about SimPy:
 Rules that keep those three honest:
 
 * Every chat state change goes through :func:`sim.statemachine.next_state`; an illegal
-  one raises :class:`~sim.statemachine.IllegalTransition` (a bug in the caller, loud).
+  one raises :class:`~sim.errors.IllegalTransition` (a bug in the caller, loud).
 * A bad call (unknown id, somebody else's chat, completed chat, bad argument) raises a
-  :class:`~sim.statemachine.ChatLabError` subclass named like the database's error and
+  :class:`~sim.errors.ChatLabError` subclass — the very class the database's SQLSTATE maps to — and
   changes nothing (all checks happen before the first mutation).
 * Every state change is recorded in an :class:`~sim.eventlog.EventLogBuilder`, one row
   per event, in the order the changes happened.
@@ -25,7 +25,7 @@ Rules that keep those three honest:
 Time is a float in seconds.  Every operation takes ``now=``; when omitted the system's
 clock (:attr:`ChatSystem.now`) is used.  The clock never goes backwards.
 
-Event-log conventions (the SQL side must reproduce them; see the semantics file):
+Event-log conventions (the SQL side must reproduce them; ``docs/semantics.md``):
 
 =====================  ==============  =====================================  ====================
 operation              event           operator_id                            reason
@@ -58,7 +58,8 @@ from typing import Any, NamedTuple, TypeVar
 
 from sim.eventlog import EventLogBuilder, OperatorEvent
 from sim.policies import POLICY_NAMES, ChatOrderedPolicy, ChatView, OperatorView, Policy, Snapshot, make_policy
-from sim.statemachine import ChatLabError, Event, IllegalTransition, State, next_state
+from sim.errors import ChatCompleted, ChatNotAssigned, InvalidArgument, NotYourChat, UnknownChat, UnknownOperator
+from sim.statemachine import Event, State, next_state
 
 _WA, _AS, _WR, _DONE = State.WAITING_ASSIGNMENT, State.ASSIGNED, State.WAITING_REAL_USER_REPLY, State.COMPLETED
 #: States a chat can be picked from by some policy (legacy includes the reply-waiting one).
@@ -71,32 +72,6 @@ _FIX_ONLY_POLICIES = frozenset(
 _REQUESTER_ONLY_POLICIES = frozenset(
     type(make_policy(name)) for name in POLICY_NAMES if isinstance(make_policy(name), ChatOrderedPolicy)
 )
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class UnknownOperator(ChatLabError):
-    """No operator with that id."""
-
-
-class UnknownChat(ChatLabError):
-    """No chat with that id."""
-
-
-class NotYourChat(ChatLabError):
-    """The chat is not assigned to the operator (or not owned by the real user) making the call."""
-
-
-class ChatCompleted(IllegalTransition):
-    """The chat is completed: nothing may happen to it any more."""
-
-    def __init__(self, chat_id: object, event: Event) -> None:
-        super().__init__(chat_id, _DONE, event)
-
-
-class InvalidArgument(ChatLabError):
-    """An argument out of range (negative threshold, non-finite time, clock going backwards...)."""
 
 
 # --------------------------------------------------------------------------- records
@@ -378,7 +353,7 @@ class ChatSystem:
         if chat.real_user_id != real_user_id:
             raise NotYourChat(f"chat {chat_id} belongs to real user {chat.real_user_id}, not {real_user_id}")
         if chat.state is _DONE:
-            raise ChatCompleted(chat_id, Event.USER_MESSAGE)
+            raise ChatCompleted.on(chat_id, Event.USER_MESSAGE)
         t = self._tick(now)
         source = chat.state
         self._move(chat, Event.USER_MESSAGE, t, operator_id=None)
@@ -391,7 +366,7 @@ class ChatSystem:
         """Close a chat from any open state (``resolved``, ``abandoned``...)."""
         chat = self._chat(chat_id)
         if chat.state is _DONE:
-            raise ChatCompleted(chat_id, Event.END)
+            raise ChatCompleted.on(chat_id, Event.END)
         if reason is not None and not isinstance(reason, str):
             raise InvalidArgument(f"end reason must be text, got {reason!r}")
         t = self._tick(now)
@@ -468,7 +443,7 @@ class ChatSystem:
         op = self._op(operator_id)
         chat = self._chat(chat_id)
         if chat.state is _DONE:
-            raise ChatCompleted(chat_id, event)
+            raise ChatCompleted.on(chat_id, event)
         if chat.state is not _AS or chat.assigned_operator_id != operator_id:
             holder = "nobody" if chat.assigned_operator_id is None else f"operator {chat.assigned_operator_id}"
             raise NotYourChat(f"chat {chat_id} is not assigned to operator {operator_id} "
@@ -535,8 +510,10 @@ class ChatSystem:
             raise InvalidArgument(f"release reason is too long: {len(reason)} characters, at most 200 allowed")
         chat = self._chat(chat_id)
         if chat.state is _DONE:
-            raise ChatCompleted(chat_id, Event.STUCK_RELEASE)
-        next_state(chat.state, Event.STUCK_RELEASE, chat_id=chat_id)  # not assigned -> IllegalTransition
+            raise ChatCompleted.on(chat_id, Event.STUCK_RELEASE)
+        if chat.state is not _AS:  # as SQL: CL009, nothing to release
+            raise ChatNotAssigned(f"chat {chat_id} is not assigned (state {chat.state}): nothing to release",
+                                  detail={"chat_id": chat_id, "state": chat.state.value, "event": "stuck_release"})
         t = self._tick(now)
         return self._release(chat, Event.STUCK_RELEASE, t, reason=reason, history_reason=reason)
 

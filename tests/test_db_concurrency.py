@@ -17,7 +17,7 @@ import time
 from collections import Counter, defaultdict
 
 from chatlab.db.client import ChatDB
-from chatlab.db.errors import RACE_SQLSTATES, ChatDBError
+from sim.errors import RACE_SQLSTATES, ChatLabError
 from sim.policies import POLICY_NAMES
 from sim.statemachine import is_legal, next_state
 
@@ -43,7 +43,7 @@ def test_concurrent_assignment_keeps_every_invariant(pg_uri, fresh_schema):
         calls[name] += 1
         try:
             return fn(*args)
-        except ChatDBError as exc:
+        except ChatLabError as exc:
             if exc.sqlstate in RACE_SQLSTATES:
                 races[exc.sqlstate] += 1
                 return None

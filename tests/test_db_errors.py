@@ -12,7 +12,7 @@ import pytest
 
 from chatlab.db import errors as E
 from chatlab.db.client import ChatDB
-from sim.statemachine import ChatLabError, IllegalTransition
+from sim.errors import ChatLabError, IllegalTransition
 
 TABLES = ("operators", "chats", "messages", "chat_assignments", "chat_events", "schema_migrations")
 
@@ -44,13 +44,13 @@ def world(db: ChatDB) -> dict[str, Any]:
             "waiting": waiting, "nope": 999_999}
 
 
-CASES: list[tuple[str, type[E.ChatDBError], str, Callable[[dict], Any]]] = [
+CASES: list[tuple[str, type[E.ChatLabError], str, Callable[[dict], Any]]] = [
     # (id, error, message fragment, call)
     ("assign-unknown-operator", E.UnknownOperator, "unknown operator 999999",
      lambda w: w["db"].assign_chat_to_operator(w["nope"])),
     ("assign-null-operator", E.InvalidArgument, "operator id must not be NULL",
      lambda w: w["db"].assign_chat_to_operator(None)),
-    ("assign-unknown-policy", E.UnknownPolicyError, "unknown policy 'fifo'",
+    ("assign-unknown-policy", E.UnknownPolicy, "unknown policy 'fifo'",
      lambda w: w["db"].assign_chat_to_operator(w["b"], "fifo")),
     ("assign-negative-fallback", E.InvalidArgument, "fallback_after must be >= 0",
      lambda w: w["db"].assign_chat_to_operator(w["b"], "exclude_last_fallback", -1)),
@@ -132,9 +132,9 @@ CASES: list[tuple[str, type[E.ChatDBError], str, Callable[[dict], Any]]] = [
      lambda w: w["db"].chat_next_state("open", "assign")),
     ("next-state-unknown-event", E.InvalidArgument, "unknown chat event 'poke'",
      lambda w: w["db"].chat_next_state("assigned", "poke")),
-    ("next-state-illegal", E.IllegalTransitionError, "event 'operator_reply' is not allowed in state 'waiting_assignment'",
+    ("next-state-illegal", E.IllegalTransition, "event 'operator_reply' is not allowed in state 'waiting_assignment'",
      lambda w: w["db"].chat_next_state("waiting_assignment", "operator_reply")),
-    ("next-state-legacy-only", E.IllegalTransitionError, "only the legacy pre-fix policy",
+    ("next-state-legacy-only", E.IllegalTransition, "only the legacy pre-fix policy",
      lambda w: w["db"].chat_next_state("waiting_real_user_reply", "assign")),
 ]
 
@@ -180,7 +180,7 @@ def test_offline_or_full_operator_is_not_an_error(world):
 def test_sqlstate_table_and_race_states():
     assert set(E.SQLSTATE_ERRORS) == {"CL001", "CL002", "CL003", "CL004", "CL005", "CL006", "CL007", "CL009"}
     for code, cls in E.SQLSTATE_ERRORS.items():
-        assert cls.sqlstate == code and issubclass(cls, E.ChatDBError)
+        assert cls.sqlstate == code and issubclass(cls, E.ChatLabError)
     assert E.RACE_SQLSTATES <= set(E.SQLSTATE_ERRORS)
     assert "CL001" not in E.RACE_SQLSTATES and "CL006" not in E.RACE_SQLSTATES
 
@@ -192,7 +192,7 @@ def test_translate_maps_unknown_codes_to_generic_errors():
     assert isinstance(E.translate(Fake("dup")), E.ConstraintViolation)
     Fake.sqlstate = "XX000"
     err = E.translate(Fake("boom"))
-    assert type(err) is E.ChatDBError and "XX000" in str(err)
+    assert type(err) is E.DatabaseError and err.sqlstate == "XX000" and "XX000" in str(err)
 
 
 def test_constraints_reject_invalid_rows_written_by_hand(world):

@@ -21,14 +21,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from sim.policies import POLICY_NAMES
-from sim.statemachine import ChatLabError
+from sim.errors import ChatLabError
 
 PG_URI: str | None = None  # set by the autouse fixture: the session server's URI
 
 FIX_POLICIES = tuple(p for p in POLICY_NAMES if p != "legacy")
-#: DB error classes that are the same kind as a ChatSystem error of another name.
-SAME_KIND = {"ChatNotAssigned": "IllegalTransition", "IllegalTransitionError": "IllegalTransition",
-             "UnknownPolicyError": "UnknownPolicy"}
 #: CHATLAB_DIFF_EXAMPLES / CHATLAB_DIFF_STEPS raise the example count / sequence length for a
 #: longer bug hunt (CI keeps the defaults).
 SETTINGS = settings(deadline=None, max_examples=int(os.environ.get("CHATLAB_DIFF_EXAMPLES", "50")),
@@ -44,12 +41,11 @@ def _server(pg_uri: str) -> None:
 
 
 def outcome(fn: Callable[[], Any]) -> tuple[str, Any]:
-    """('ok', value) or ('error', kind) with DB error names mapped to ChatSystem's."""
+    """('ok', value) or ('error', the exception's class): both sides raise sim.errors classes."""
     try:
         return ("ok", fn())
     except ChatLabError as exc:
-        name = type(exc).__name__
-        return ("error", SAME_KIND.get(name, name))
+        return ("error", type(exc))
 
 
 def _log_rows(frame: Any) -> list[tuple]:

@@ -126,14 +126,14 @@ def test_report_files(runs: dict, tmp_path: Path) -> None:
     (dict(policy="nope"), "unknown policy"),
 ])
 def test_bad_options_are_one_line_errors_before_anything_starts(scenario_file: Path, opts: dict, message: str) -> None:
-    from sim.statemachine import ChatLabError
+    from sim.errors import ChatLabError
 
     with pytest.raises(ChatLabError, match=message):
         run_load_test(LoadTestOptions(scenario=str(scenario_file), database_url="postgresql:///never-used", **opts))
 
 
 def test_unknown_scenario_is_a_user_error() -> None:
-    from sim.statemachine import ChatLabError
+    from sim.errors import ChatLabError
 
     with pytest.raises(ChatLabError, match="scenario"):
         run_load_test(LoadTestOptions(scenario="no_such_scenario", database_url="postgresql:///never-used"))

@@ -15,7 +15,7 @@ from loadtest.arrivals import scenario_arrivals, share
 from loadtest.clock import ScaledClock
 from loadtest.config import CONFIG_ENV, BadLoadTestConfig, LoadTestConfig, SeededOperator
 from loadtest.plan import POOL_CAP, concurrent_conversations, pool_limit
-from sim.statemachine import ChatLabError
+from sim.errors import ChatLabError
 
 
 # ----------------------------------------------------------------------------- arrivals

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatlab import metrics as M
-from sim.eventlog import InvalidEventLog, from_records
+from sim.errors import InvalidEventLog
+from sim.eventlog import from_records
 
 W, A, R, C = "waiting_assignment", "assigned", "waiting_real_user_reply", "completed"
 

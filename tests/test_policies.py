@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sim.policies import (
-    POLICY_NAMES,
-    ChatView,
-    OperatorView,
-    Snapshot,
-    UnknownPolicy,
-    make_policy,
-    parse_policy_list,
-    random_rank,
-)
+from sim.errors import UnknownPolicy
+from sim.policies import POLICY_NAMES, ChatView, OperatorView, Snapshot, make_policy, parse_policy_list, random_rank
 from sim.statemachine import State
 
 WA, WR, AS = State.WAITING_ASSIGNMENT, State.WAITING_REAL_USER_REPLY, State.ASSIGNED

@@ -32,7 +32,7 @@ import pytest
 
 from chatlab.correctness.invariants import Violation, check_invariants
 from chatlab.db.client import ChatDB
-from chatlab.db.errors import RACE_SQLSTATES, ChatDBError
+from sim.errors import RACE_SQLSTATES, ChatLabError
 from sim.policies import POLICY_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +73,7 @@ class Load:
         while True:
             try:
                 return ChatDB(self.uri, self.schema, application_name=name)
-            except (ChatDBError, psycopg.OperationalError):  # killed right after connecting
+            except (ChatLabError, psycopg.OperationalError):  # killed right after connecting
                 if time.monotonic() > deadline or self.stop.is_set():
                     raise
                 time.sleep(0.05)  # server restarting
@@ -83,7 +83,7 @@ class Load:
             self.calls[name] += 1
         try:
             return fn(holder[0], *args)
-        except ChatDBError as exc:
+        except ChatLabError as exc:
             if exc.sqlstate in RACE_SQLSTATES:
                 with self.lock:
                     self.races[exc.sqlstate] += 1

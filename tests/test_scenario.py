@@ -11,14 +11,8 @@ import pytest
 
 from sim.eventlog import validate
 from sim.model import run_simulation
-from sim.scenario import (
-    FIELD_DOCS,
-    Scenario,
-    ScenarioError,
-    available_scenarios,
-    load_scenario,
-    parse_scenario,
-)
+from sim.errors import ScenarioError
+from sim.scenario import FIELD_DOCS, Scenario, available_scenarios, load_scenario, parse_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(p.stem for p in (ROOT / "scenarios").glob("*.toml"))

@@ -32,7 +32,7 @@ def test_every_function_pins_search_path(db) -> None:
 
 
 def test_app_role_calls_the_api_but_cannot_touch_tables(db) -> None:
-    from chatlab.db.errors import ChatDBError, NotYourChat
+    from chatlab.db.errors import DatabaseError, NotYourChat
 
     a, b = db.create_operator("a"), db.create_operator("b")
     chat = db.real_user_message(1, "secret question")
@@ -42,9 +42,9 @@ def test_app_role_calls_the_api_but_cannot_touch_tables(db) -> None:
     db._rows("SET ROLE chatlab_app")
     try:
         for table in ("chats", "messages", "operators", "chat_assignments"):
-            with pytest.raises(ChatDBError, match="permission denied"):
+            with pytest.raises(DatabaseError, match="permission denied"):
                 db._rows(f"SELECT * FROM {table}")  # noqa: S608 - constant table names, the point of the test
-        with pytest.raises(ChatDBError, match="permission denied"):
+        with pytest.raises(DatabaseError, match="permission denied"):
             db._rows("UPDATE chats SET assigned_operator_id = %s", (b,))
         # the API works for the role ...
         assert [m[3] for m in db._rows("SELECT * FROM operator_chat_messages(%s, %s)", (a, chat))] == ["secret question"]

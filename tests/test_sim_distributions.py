@@ -5,17 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.distributions import (
-    ClippedNormal,
-    Constant,
-    DistributionError,
-    Exponential,
-    Gamma,
-    LogNormal,
-    Uniform,
-    count_from,
-    parse_distribution,
-)
+from sim.errors import DistributionError
+from sim.distributions import ClippedNormal, Constant, Exponential, Gamma, LogNormal, Uniform, count_from, parse_distribution
 
 SPECS = [
     {"dist": "constant", "value": 7},

@@ -6,19 +6,8 @@ import itertools
 
 import pytest
 
-from sim.statemachine import (
-    ASSIGNABLE_STATES,
-    INITIAL_STATE,
-    LEGACY_ASSIGNABLE_STATES,
-    TRANSITIONS,
-    ChatLabError,
-    Event,
-    IllegalTransition,
-    State,
-    is_legal,
-    next_state,
-    state_pairs,
-)
+from sim.errors import ChatLabError, IllegalTransition
+from sim.statemachine import ASSIGNABLE_STATES, INITIAL_STATE, LEGACY_ASSIGNABLE_STATES, TRANSITIONS, Event, State, is_legal, next_state, state_pairs
 
 S, E = State, Event
 

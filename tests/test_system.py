@@ -10,15 +10,10 @@ from hypothesis import strategies as st
 
 from sim.eventlog import validate
 from sim.policies import POLICY_NAMES, ChatOrderedPolicy, ChatView, make_policy
-from sim.statemachine import ChatLabError, Event, IllegalTransition, State, is_legal
-from sim.system import (
-    ChatCompleted,
-    ChatSystem,
-    InvalidArgument,
-    NotYourChat,
-    UnknownChat,
-    UnknownOperator,
-)
+from sim.errors import ChatLabError, IllegalTransition
+from sim.statemachine import Event, State, is_legal
+from sim.errors import ChatCompleted, InvalidArgument, NotYourChat, UnknownChat, UnknownOperator
+from sim.system import ChatSystem
 
 S = State
 

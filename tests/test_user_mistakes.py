@@ -115,7 +115,7 @@ def test_the_table_is_big_enough() -> None:
 @pytest.mark.parametrize("case", ["megabyte-body", "string-operator-id", "float-chat-id", "null-user-id"])
 def test_wrong_types_and_huge_values_at_the_client(db, case: str) -> None:
     """Typed error, and the database is unchanged (row counts and the chat's state)."""
-    from chatlab.db.errors import ChatDBError
+    from sim.errors import ChatLabError
 
     op = db.create_operator("a")
     chat = db.real_user_message(1, "hello")
@@ -127,7 +127,7 @@ def test_wrong_types_and_huge_values_at_the_client(db, case: str) -> None:
         "float-chat-id": lambda: db.unassign_chat(op, 1.5),  # type: ignore[arg-type]
         "null-user-id": lambda: db.real_user_message(None, "hi"),  # type: ignore[arg-type]
     }
-    with pytest.raises(ChatDBError) as info:
+    with pytest.raises(ChatLabError) as info:
         calls[case]()
     assert str(info.value).strip() and "\n" not in str(info.value).strip()
     assert (db.chats(), db.operators(), db.assignments(), len(db.events())) == before

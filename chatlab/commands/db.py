@@ -75,7 +75,7 @@ def _migrate(args: argparse.Namespace, schema: str) -> int:
 
 def _require_migrated(uri: str, schema: str) -> None:
     from chatlab.db.migrate import applied_versions, load_migrations
-    from sim.statemachine import ChatLabError
+    from sim.errors import ChatLabError
 
     applied = applied_versions(uri, schema)
     missing = [m.filename for m in load_migrations() if m.version not in applied]

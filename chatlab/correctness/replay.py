@@ -57,7 +57,7 @@ from typing import Any
 
 import pandas as pd
 
-from sim.statemachine import ChatLabError
+from sim.errors import ChatLabError
 
 #: Policies whose decisions depend only on facts the event log records.
 EXACT_POLICIES = ("legacy", "exclude_last", "exclude_last_fallback", "round_robin", "least_loaded")
@@ -183,7 +183,7 @@ def replay_log(log: pd.DataFrame, db: Any, *, policy: str | None = None, salt: i
 
     ``progress(n)`` is called with the number of rows done since the last call.
     """
-    from chatlab.db.errors import ChatDBError
+    from sim.errors import ChatLabError
 
     name, fallback, salt, notes = resolve_policy(log, policy, salt)
     result = ReplayResult(policy=name, events=len(log), notes=notes)
@@ -255,7 +255,9 @@ def replay_log(log: pd.DataFrame, db: Any, *, policy: str | None = None, salt: i
                 call(db.end_chat, chats[chat], reason or "resolved")
             else:
                 raise ReplayError(f"event log row {i}: unknown event {event!r}")
-        except ChatDBError as exc:
+        except ReplayError:
+            raise
+        except ChatLabError as exc:  # the database refused a call the simulation made
             result.disagreements.append(Disagreement(t, op, chat, None, f"{event}: database refused: {exc}"))
             result.stopped = True
             break

@@ -21,7 +21,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from chatlab.db.errors import ChatDBError, DatabaseUnavailable, translate
+from chatlab.db.errors import DatabaseUnavailable, translate
 from chatlab.db.migrate import check_schema
 from sim.statemachine import State
 
@@ -173,9 +173,9 @@ class ChatDB:
     def state_of(self, chat_id: int) -> State:
         value = self._scalar("SELECT chat_state FROM chats WHERE id = %s", (chat_id,))
         if value is None:
-            from chatlab.db.errors import UnknownChat
+            from sim.errors import UnknownChat
 
-            raise UnknownChat(f"unknown chat {chat_id}", sqlstate="CL002")
+            raise UnknownChat(f"unknown chat {chat_id}")
         return State(value)
 
     def chat(self, chat_id: int) -> dict[str, Any] | None:
@@ -212,4 +212,4 @@ class ChatDB:
         return [int(r[0]) for r in rows]
 
 
-__all__ = ["ChatDB", "ChatDBError", "Check", "EPOCH", "StuckChat", "to_seconds", "to_timestamp"]
+__all__ = ["ChatDB", "Check", "EPOCH", "StuckChat", "to_seconds", "to_timestamp"]

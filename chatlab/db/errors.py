@@ -1,9 +1,12 @@
-"""Typed Python errors for the SQL functions' own SQLSTATEs (class ``CL``).
+"""From a database error to the lab's own error classes (:mod:`sim.errors`).
 
 The functions in ``chatlab/db/migrations`` raise ``CL001`` ... with a clear message and
-change nothing; :func:`translate` turns such a psycopg error into the matching
-:class:`ChatDBError` subclass, so callers (CLI, tests, load test) catch meaning, not codes.
-Every class is a :class:`~sim.statemachine.ChatLabError`: the CLI prints it as one line.
+change nothing; :func:`translate` turns such a psycopg error into *the same class* the
+in-memory system raises for the same mistake (``sim.errors.SQLSTATE_ERRORS``), so callers
+(CLI, tests, load test, the differential test) catch meaning, not codes, and the two
+implementations are compared by exception class.  Errors only a database has (a broken
+connection, a constraint, an unexpected SQLSTATE) are :class:`DatabaseError` subclasses.
+Every class is a :class:`~sim.errors.ChatLabError`: the CLI prints it as one line.
 
 Nothing here imports psycopg (the load test reads :data:`RACE_SQLSTATES` before gevent is
 ready); :func:`translate` only duck-types the exception.
@@ -12,115 +15,50 @@ ready); :func:`translate` only duck-types the exception.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
-from sim.policies import UnknownPolicy
-from sim.statemachine import ChatLabError, Event, IllegalTransition, State
+from sim.errors import (
+    RACE_SQLSTATES,
+    SQLSTATE_ERRORS,
+    ChatCompleted,
+    ChatLabError,
+    ChatNotAssigned,
+    IllegalTransition,
+    InvalidArgument,
+    NotYourChat,
+    UnknownChat,
+    UnknownOperator,
+    UnknownPolicy,
+)
+
+__all__ = [
+    "RACE_SQLSTATES", "SQLSTATE_ERRORS", "ChatCompleted", "ChatLabError", "ChatNotAssigned", "ConstraintViolation",
+    "DatabaseError", "DatabaseUnavailable", "IllegalTransition", "InvalidArgument", "NotYourChat", "UnknownChat",
+    "UnknownOperator", "UnknownPolicy", "translate",
+]
 
 
-class ChatDBError(ChatLabError):
-    """An error raised by one of the lab's SQL functions (or the database connection)."""
+class DatabaseError(ChatLabError):
+    """A database error that is not one of the chat system's own (an unexpected SQLSTATE)."""
 
-    sqlstate: str | None = None
-
-    def __init__(self, message: str, *, sqlstate: str | None = None, detail: dict[str, Any] | None = None) -> None:
-        Exception.__init__(self, message)
-        if sqlstate is not None:
-            self.sqlstate = sqlstate
-        self.detail = detail or {}
+    def __init__(self, message: str = "", *, sqlstate: str | None = None,
+                 detail: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message, detail=detail)
+        self.sqlstate = sqlstate  # type: ignore[misc]  # per instance: whatever the server said
 
 
-class UnknownOperator(ChatDBError):
-    """CL001: no operator with that id."""
-
-    sqlstate = "CL001"
-
-
-class UnknownChat(ChatDBError):
-    """CL002: no chat with that id."""
-
-    sqlstate = "CL002"
-
-
-class NotYourChat(ChatDBError):
-    """CL003: the chat is not assigned to this operator (or belongs to another real user)."""
-
-    sqlstate = "CL003"
-
-
-class IllegalTransitionError(ChatDBError, IllegalTransition):
-    """CL004: the state machine forbids this event in the chat's state.
-
-    Also an :class:`~sim.statemachine.IllegalTransition`, so code comparing the simulation
-    with the database catches one type for both.
-    """
-
-    sqlstate = "CL004"
-
-    def __init__(self, message: str, *, sqlstate: str | None = None, detail: dict[str, Any] | None = None) -> None:
-        ChatDBError.__init__(self, message, sqlstate=sqlstate, detail=detail)
-        detail = self.detail
-        self.chat_id = detail.get("chat_id")
-        self.state = _maybe(State, detail.get("state"))
-        self.event = _maybe(Event, detail.get("event"))
-
-
-class ChatCompleted(IllegalTransitionError):
-    """CL005: the chat is completed; nothing may happen to it any more."""
-
-    sqlstate = "CL005"
-
-
-class InvalidArgument(ChatDBError, ValueError):
-    """CL006: an argument out of range (empty or > 10000-character body, negative threshold, NULL id ...)."""
-
-    sqlstate = "CL006"
-
-
-class UnknownPolicyError(ChatDBError, UnknownPolicy):
-    """CL007: an assignment policy name the database does not know."""
-
-    sqlstate = "CL007"
-
-
-class ChatNotAssigned(IllegalTransitionError):
-    """CL009: release of a chat nobody holds (e.g. stuck release after it was replied to)."""
-
-    sqlstate = "CL009"
-
-
-class ConstraintViolation(ChatDBError):
+class ConstraintViolation(DatabaseError):
     """A table constraint rejected a write (class 23): the schema's last line of defence."""
 
 
-class DatabaseUnavailable(ChatDBError):
+class DatabaseUnavailable(DatabaseError):
     """The server cannot be reached or the connection broke."""
 
 
-def _maybe(kind: type, value: object) -> object:
-    try:
-        return kind(value) if value is not None else None
-    except ValueError:
-        return value
-
-
-#: SQLSTATE -> error class, for every code the lab's functions raise.
-SQLSTATE_ERRORS: dict[str, type[ChatDBError]] = {
-    cls.sqlstate: cls  # type: ignore[misc]
-    for cls in (UnknownOperator, UnknownChat, NotYourChat, IllegalTransitionError, ChatCompleted,
-                InvalidArgument, UnknownPolicyError, ChatNotAssigned)
-}
-
-#: SQLSTATEs a correct concurrent client still meets, because another actor moved first:
-#: replying to / unassigning a chat idle detection or a stuck release just took away
-#: (CL003), acting on a chat that was ended meanwhile (CL005), releasing a chat that was
-#: released or replied to between detect_stuck_chats and release_and_reassign_chat (CL009).
-RACE_SQLSTATES: frozenset[str] = frozenset({"CL003", "CL005", "CL009"})
-
-
-def translate(exc: BaseException) -> ChatDBError:
-    """The typed error for a psycopg exception (or any exception with ``.sqlstate``/``.diag``)."""
-    if isinstance(exc, ChatDBError):
+def translate(exc: BaseException) -> ChatLabError:
+    """The lab's error for a psycopg exception (or any exception with ``.sqlstate``/``.diag``)."""
+    if isinstance(exc, ChatLabError):
         return exc
     sqlstate = getattr(exc, "sqlstate", None)
     diag = getattr(exc, "diag", None)
@@ -136,11 +74,11 @@ def translate(exc: BaseException) -> ChatDBError:
             detail = {"detail": raw_detail}
     cls = SQLSTATE_ERRORS.get(sqlstate or "")
     if cls is not None:
-        return cls(message, sqlstate=sqlstate, detail=detail)
+        return cls(message, detail=detail)
     if sqlstate and sqlstate.startswith("23"):
         return ConstraintViolation(f"constraint violated: {message}", sqlstate=sqlstate, detail=detail)
     if sqlstate and sqlstate.startswith("22"):  # data exception: out-of-range numbers and the like
-        return InvalidArgument(f"invalid argument: {message}", sqlstate=sqlstate, detail=detail)
+        return InvalidArgument(f"invalid argument: {message}", detail={"sqlstate": sqlstate, **detail})
     if sqlstate is None or sqlstate.startswith("08") or sqlstate.startswith("57"):
         return DatabaseUnavailable(f"database unavailable: {message}", sqlstate=sqlstate, detail=detail)
-    return ChatDBError(f"database error {sqlstate}: {message}", sqlstate=sqlstate, detail=detail)
+    return DatabaseError(f"database error {sqlstate}: {message}", sqlstate=sqlstate, detail=detail)

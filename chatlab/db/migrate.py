@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING
 
-from sim.statemachine import ChatLabError
+from sim.errors import ChatLabError
 
 if TYPE_CHECKING:  # psycopg is imported lazily (see tests/conftest.py and the load test)
     import psycopg

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sim.statemachine import ChatLabError
+from sim.errors import ChatLabError
 
 #: Environment variable naming an external server; when set, no embedded server is used.
 URL_ENV = "DATABASE_URL"
