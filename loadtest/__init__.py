@@ -6,7 +6,7 @@ Modules (``chatlab loadtest`` / ``chatlab compare-real`` tie them together in ``
   load shape; runs only in a Locust process (imports locust before psycopg);
 * ``pgclient`` / ``chatapi`` — one psycopg connection per user, every call reported to Locust;
   the SQL functions with their expected race outcomes; ``sql/`` — the few queries of our own;
-* ``arrivals`` — the simulation's own users for a (scenario, seed); ``flowparams`` — what the
+* ``flowparams`` — what the
   flows need from a scenario; ``clock`` — scenario time at K x wall speed; ``plan`` — pool sizing;
 * ``config`` — the run's parameters handed to Locust; ``database`` / ``dbsetup`` — server,
   schema, seeded operators, history, integrity checks; ``locustproc`` — Locust as a bounded

@@ -7,7 +7,7 @@ The simulation's model (``sim/model.py``), acted out on the real database on a w
 clock K times faster (``time_scale``):
 
 * **RealUser** — the simulation's own users (same arrival instants, exchanges, patience
-  and think times: ``loadtest/arrivals.py``), released open-loop at their instants; a
+  and think times: ``sim/population.py``), released open-loop at their instants; a
   Locust RealUser takes the next one, opens the chat, waits for each answer, thinks,
   writes again, ends the chat ``resolved`` — or ``abandoned`` when, ``patience`` after
   writing, nobody has taken it;
@@ -49,12 +49,12 @@ from loadtest.pgclient import CallFailed, PgClient, ensure_cooperative_wait
 
 WAIT_FUNCTION = ensure_cooperative_wait()  # raises NotCooperative when psycopg would block
 
-from loadtest.arrivals import Arrival, operator_rng, scenario_arrivals, share, streams, SALT_STREAM  # noqa: E402
 from loadtest.chatapi import ChatAPI  # noqa: E402
 from loadtest.clock import ScaledClock  # noqa: E402
 from loadtest.config import CONFIG_ENV, BadLoadTestConfig, LoadTestConfig, SeededOperator  # noqa: E402
 from loadtest.flowparams import FlowParams, from_scenario  # noqa: E402
 from loadtest.plan import pool_target  # noqa: E402
+from sim.population import Arrival, Population, Streams, share  # noqa: E402
 
 log = logging.getLogger("chatlab.loadtest")
 
@@ -94,8 +94,7 @@ class Run:
         if fixed is not None:
             return fixed
         if self._salt_rng is None:  # per worker process, from the simulation's salt stream
-            seq = streams(self.config.seed)[SALT_STREAM].spawn(self.worker_index + 1)[-1]
-            self._salt_rng = np.random.default_rng(seq)
+            self._salt_rng = Streams(self.config.seed).worker_salt(self.worker_index)
         return int(self._salt_rng.integers(0, 2**31))
 
     def poll_wall(self, scenario_seconds: float) -> float:
@@ -183,7 +182,7 @@ def _on_test_start(environment: Any, **_: Any) -> None:
     finally:
         client.close()
     if _role(environment) != "MasterRunner":
-        mine = share(scenario_arrivals(run.scenario, run.config.seed, run.config.duration),
+        mine = share(Population(run.scenario, run.config.seed).arrivals(run.config.duration),
                      run.config.workers, run.worker_index)
         run.count("arrivals_scheduled", len(mine))
         run.feeder = gevent.spawn(_feed_arrivals, run, mine)
@@ -350,7 +349,7 @@ class Operator(User):
             self.api.client.close()
             raise StopUser()
         self.op = self.me.operator_id
-        self.rng = operator_rng(run.config.seed, len(run.config.operators), self.op - 1)
+        self.rng = Streams(run.config.seed).operators(len(run.config.operators))[self.op - 1]
         self.idle = False
         self.on_shift_db: bool | None = None  # the shift state we last told the database
         self.last_activity = 0.0  # scenario time of our last activity (login, reply, unassign, touch)

@@ -4,12 +4,13 @@ SimPy only decides *when* things happen; every state change is a call on the
 ``ChatSystem`` (which applies the state machine and records the event log), so the
 simulation cannot drift from the semantics the database implements.
 
-Processes (all reproducible from one seed; every purpose has its own numpy stream, and a
-user's characteristics are drawn at arrival, so two policies see the *same* users —
-common random numbers make policy comparisons sharper):
+Processes (all reproducible from one seed; every purpose has its own numpy stream, and the
+users come from :class:`sim.population.Population`, the same users the load test plays, so
+two policies — and the simulation and the database — see the *same* users: common random
+numbers make comparisons sharper):
 
-* **arrivals** — Poisson at ``rate``, a piecewise-linear rate curve by thinning, or the
-  times of a CSV trace.  Each arrival starts a user.
+* **arrivals** — the population's arrival instants (Poisson, a rate curve by thinning, or a
+  CSV trace).  Each arrival starts a user with its drawn exchanges, patience and thinks.
 * **user** — writes (opens the chat), waits for the operator's reply, thinks, writes
   again; after ``exchanges`` replies it ends the chat (``resolved``).  If, ``patience``
   seconds after writing, its chat is still waiting for assignment it ends it
@@ -44,16 +45,14 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from sim.distributions import count_from
 from sim.eventlog import EventLogBuilder
 from sim.policies import Policy, RandomChoice, make_policy
+from sim.population import SALT_STREAM, Arrival, Population, Streams
 from sim.scenario import Scenario, load_scenario
 from sim.statemachine import State
 from sim.system import ChatSystem
 
 _WA = State.WAITING_ASSIGNMENT
-#: Stream indexes of the seed sequence (fixed: changing them changes every log).
-_ARRIVALS, _USERS, _OPERATORS, _SALT = range(4)
 
 
 def resolve_policy(scenario: Scenario, policy: str | Policy | None = None,
@@ -113,16 +112,14 @@ class ChatModel:
         self.env = simpy.Environment()
         self.log = EventLogBuilder()
         self.system = ChatSystem(log=self.log, record_calls=record_calls)
-        streams = np.random.SeedSequence(self.seed).spawn(4)
-        self.rng_arrivals = np.random.default_rng(streams[_ARRIVALS])
-        self.rng_users = np.random.default_rng(streams[_USERS])
-        self.rng_salt = np.random.default_rng(streams[_SALT])
-        op_streams = streams[_OPERATORS].spawn(scenario.operators.count)
+        streams = Streams(self.seed)
+        self.population = Population(scenario, self.seed)
+        self.rng_salt = streams.generator(SALT_STREAM)
         ops = scenario.operators
         self.agents: list[_Agent] = []
-        for i in range(ops.count):
+        for i, rng in enumerate(streams.operators(ops.count)):
             op_id = self.system.create_operator(max_chats=ops.max_chats, now=0.0)
-            self.agents.append(_Agent(i, op_id, np.random.default_rng(op_streams[i]), scenario.operator_shifts(i)))
+            self.agents.append(_Agent(i, op_id, rng, scenario.operator_shifts(i)))
         self.by_id = {a.id: a for a in self.agents}
         self.chats: dict[int, _UserChat] = {}
         self.push = scenario.policy.mode == "push"
@@ -174,35 +171,27 @@ class ChatModel:
     # ----------------------------------------------------------------- arrivals and users
 
     def arrivals(self) -> Generator[simpy.Event, Any, None]:
-        arr = self.scenario.users.arrivals
-        env, rng = self.env, self.rng_arrivals
-        if arr.kind == "trace":
-            for when, exchanges in zip(arr.times, arr.trace_exchanges):
+        env, population = self.env, self.population
+        if self.scenario.users.arrivals.kind == "trace":
+            for when, exchanges in population.trace():
                 if when >= self.scenario.duration:
                     return
                 if when > env.now:
                     yield env.timeout(when - env.now)
-                self._start_user(exchanges)
+                self._start_user(population.draw(env.now, exchanges))
             return
-        peak = arr.max_rate()
-        if not peak > 0:
-            return
-        while True:
-            yield env.timeout(float(rng.exponential(1.0 / peak)))
-            if arr.kind == "poisson" or rng.random() * peak < arr.rate_at(env.now):  # thinning
-                self._start_user(None)
+        for gap, accepted in population.candidates():
+            yield env.timeout(gap)
+            if accepted:
+                self._start_user(population.draw(env.now))
 
-    def _start_user(self, exchanges: int | None) -> None:
-        users, rng = self.scenario.users, self.rng_users
+    def _start_user(self, arrival: Arrival) -> None:
         self._users += 1
-        n = exchanges if exchanges is not None else count_from(users.exchanges.sample(rng))
-        patience = users.patience.sample(rng)
-        thinks = [users.think_time.sample(rng) for _ in range(n)]
-        self.env.process(self.user(self._users, n, patience, thinks))
+        self.env.process(self.user(arrival))
 
-    def user(self, user_id: int, exchanges: int, patience: float,
-             thinks: list[float]) -> Generator[simpy.Event, Any, None]:
+    def user(self, arrival: Arrival) -> Generator[simpy.Event, Any, None]:
         env, system = self.env, self.system
+        user_id, exchanges, patience, thinks = arrival.index + 1, arrival.exchanges, arrival.patience, arrival.thinks
         chat_id = system.real_user_message(user_id, "hello", now=env.now)
         chat = self.chats[chat_id] = _UserChat(chat_id, user_id, env.event(), pending_since=env.now)
         self.queue_changed()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from loadtest.arrivals import scenario_arrivals, share
+from sim.population import Population, share
 from loadtest.clock import ScaledClock
 from loadtest.config import CONFIG_ENV, BadLoadTestConfig, LoadTestConfig, SeededOperator
 from loadtest.plan import POOL_CAP, concurrent_conversations, pool_limit
@@ -21,7 +21,8 @@ from sim.errors import ChatLabError
 # ----------------------------------------------------------------------------- arrivals
 @pytest.mark.parametrize("name", ["baseline", "peak_hour"])  # Poisson, and a rate curve (thinning)
 def test_arrivals_are_exactly_the_simulations_users(name: str) -> None:
-    """Same (scenario, seed): the load test replays the simulation's chats and user draws."""
+    """Same (scenario, seed): the population the load test plays is the chats and user draws
+    the simulation produced (both take their users from sim.population)."""
     from sim.model import run_simulation
     from sim.scenario import load_scenario
 
@@ -29,7 +30,7 @@ def test_arrivals_are_exactly_the_simulations_users(name: str) -> None:
     seed = 4
     log = run_simulation(scenario, "exclude_last", seed=seed)
     opened = log.loc[(log["event"].astype(object) == "user_message") & log["from_state"].isna()]
-    arrivals = scenario_arrivals(scenario, seed, 1200.0)
+    arrivals = Population(scenario, seed).arrivals(1200.0)
     assert len(arrivals) == len(opened) > 5
     assert np.allclose([a.time for a in arrivals], opened["time"].to_numpy())
     # the users' draws: a resolved chat has exactly `exchanges` user messages
@@ -45,11 +46,11 @@ def test_arrivals_split_over_workers_and_respect_the_window() -> None:
     from sim.scenario import load_scenario
 
     scenario = load_scenario("baseline")
-    full = scenario_arrivals(scenario, 1, 900.0)
+    full = Population(scenario, 1).arrivals(900.0)
     assert full and all(0 <= a.time < 900.0 for a in full)
     parts = [share(full, 3, k) for k in range(3)]
     assert sorted(a.index for p in parts for a in p) == [a.index for a in full]
-    assert scenario_arrivals(scenario, 1, 0.0) == []
+    assert Population(scenario, 1).arrivals(0.0) == []
 
 
 # ----------------------------------------------------------------------------- clock
