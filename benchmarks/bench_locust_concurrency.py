@@ -26,10 +26,10 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from loadtest.database import database  # noqa: E402
+from chatlab.db.server import session_database  # noqa: E402
 from loadtest.locustproc import run_locust  # noqa: E402
 
-PROBE = ROOT / "loadtest" / "sleep_locustfile.py"
+PROBE = ROOT / "benchmarks" / "probes" / "sleep_locustfile.py"
 # Run Locust's CLI after importing psycopg first: reproduces the blocking setup on purpose.
 WRONG_ORDER_PRELUDE = "import psycopg, runpy, sys; sys.argv[0] = 'locust'; runpy.run_module('locust', run_name='__main__', alter_sys=True)"
 
@@ -65,7 +65,7 @@ def main() -> int:
     counts = [int(x) for x in args.users.split(",") if x.strip()]
     plan = [(n, False) for n in counts] + ([] if args.no_baseline else [(n, True) for n in counts])
     rows = []
-    with database() as dsn, tempfile.TemporaryDirectory(prefix="chatlab-bench-") as tmp:
+    with session_database() as dsn, tempfile.TemporaryDirectory(prefix="chatlab-bench-") as tmp:
         for users, wrong in tqdm(plan, desc="locust probes", unit="run"):
             rows.append(probe(dsn, users, args.seconds, args.sleep, wrong_order=wrong, workdir=Path(tmp)))
     print(f"\n{'users':>5}  {'import order':<22} {'wait fn':<10} {'req/s':>8} {'ideal':>8} {'ratio':>6}")

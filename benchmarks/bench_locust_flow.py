@@ -1,7 +1,7 @@
 """Throughput of the chat flow's SQL functions under Locust: 1 user versus N users.
 
 Each Locust user is an operator looping open chat -> assign -> reply -> end with no
-think time (``loadtest/flow_locustfile.py``).  The baseline is the same run with one
+think time (``benchmarks/probes/flow_locustfile.py``).  The baseline is the same run with one
 user, measured in this run; the ratio says how much concurrency the functions (row
 locks, ``FOR UPDATE SKIP LOCKED``) and this server turn into throughput.
 
@@ -24,22 +24,24 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from loadtest.config import SeededOperator  # noqa: E402
-from loadtest.database import database  # noqa: E402
+from chatlab.db.server import session_database  # noqa: E402
 from loadtest.locustproc import run_locust  # noqa: E402
 from loadtest.session import schema_name  # noqa: E402
 
-FLOW = ROOT / "loadtest" / "flow_locustfile.py"
+FLOW = ROOT / "benchmarks" / "probes" / "flow_locustfile.py"
 
 
 def probe(dsn: str, users: int, seconds: float, policy: str, workdir: Path) -> dict:
     """One run with ``users`` operators; returns the steady-state rates."""
-    from loadtest import dbsetup
+    from chatlab.db.client import ChatDB
+    from chatlab.db.migrate import drop_schema, migrate
 
     schema = schema_name("bench", f"flow{users}")
-    dbsetup.create_schema(dsn, schema)
+    migrate(dsn, schema)
     try:
-        dbsetup.seed_operators(dsn, schema, [SeededOperator(i, f"op-{i}", 1) for i in range(1, users + 1)])
+        with ChatDB(dsn, schema) as db:
+            for i in range(1, users + 1):
+                db.create_operator(f"op-{i}", 1, False)
         result_file = workdir / f"probe_flow_{users}.json"
         run = run_locust(FLOW, users=users, spawn_rate=users, run_time_s=seconds, out_dir=workdir,
                          csv_name=f"flow_{users}", hard_timeout_s=seconds + 60,
@@ -52,7 +54,7 @@ def probe(dsn: str, users: int, seconds: float, policy: str, workdir: Path) -> d
         data["locust_cpu_bound"] = "CPU usage above" in run.log_path.read_text(errors="replace")
         return data
     finally:
-        dbsetup.drop_schema(dsn, schema)
+        drop_schema(dsn, schema)
 
 
 def main() -> int:
@@ -62,7 +64,7 @@ def main() -> int:
     ap.add_argument("--policy", default="exclude_last", help="assign policy (default exclude_last)")
     args = ap.parse_args()
     counts = [int(x) for x in args.users.split(",") if x.strip()]
-    with database() as dsn, tempfile.TemporaryDirectory(prefix="chatlab-bench-") as tmp:
+    with session_database() as dsn, tempfile.TemporaryDirectory(prefix="chatlab-bench-") as tmp:
         rows = [probe(dsn, n, args.seconds, args.policy, Path(tmp)) for n in tqdm(counts, desc="flow probes", unit="run")]
     base = rows[0]
     print(f"\n{'users':>5} {'req/s':>8} {'assign/s':>9} {'failures':>8} {'x baseline':>10}  locust CPU-bound")

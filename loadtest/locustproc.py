@@ -190,10 +190,10 @@ def run_locust(
                         on_tick(elapsed)
                     if elapsed > limit:
                         timed_out = True
-                        _stop(proc)
+                        stop_process(proc)
                         break
         except BaseException:
-            _stop(proc)  # Ctrl-C or an error in on_tick: never leave Locust running
+            stop_process(proc)  # Ctrl-C or an error in on_tick: never leave Locust running
             raise
     result = LocustResult(returncode=proc.returncode, elapsed_s=time.monotonic() - start,
                           csv_prefix=prefix, log_path=log_path, timed_out=timed_out,
@@ -201,7 +201,7 @@ def run_locust(
     return result
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def stop_process(proc: subprocess.Popen) -> None:
     """SIGTERM the Locust process group, then SIGKILL it if it does not go within 10 s."""
     for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
         if proc.poll() is not None:

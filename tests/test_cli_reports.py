@@ -14,8 +14,7 @@ import pandas as pd
 import pytest
 
 from chatlab import metrics as M
-from chatlab.plots import PLOT_FILES
-from chatlab.report import RUN_REPORT_FILES
+from chatlab.report import PLOT_FILES, RUN_REPORT_FILES
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -13,8 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from chatlab.metrics import analyse
-from loadtest.comparison import Pair, display_table, raw_table, relative_difference, write_sim_vs_real_report
+from chatlab.metrics import Pair, analyse, relative_difference
+from chatlab.report import write_sim_vs_db_report
+from chatlab.report.sim_vs_db import display_table, raw_table
 from sim.eventlog import from_records
 
 WA, AS, WR, CO = "waiting_assignment", "assigned", "waiting_real_user_reply", "completed"
@@ -58,7 +59,7 @@ def test_table_and_report_files(tmp_path: Path) -> None:
 
     clean = Pair("exclude_last", analyse(_log(repeat=False, source="sim", wait=5.0), label="sim:exclude_last"),
                  analyse(_log(repeat=False, source="loadtest", wait=5.0), label="db:exclude_last"))
-    out = write_sim_vs_real_report([pair, clean], tmp_path / "rep", scenario="hand", notes=["a note"])
+    out = write_sim_vs_db_report([pair, clean], tmp_path / "rep", scenario="hand", notes=["a note"])
     summary = (out / "summary.md").read_text()
     assert summary.index("## Simulation vs load test") < summary.index("## Key metrics")
     assert "### legacy" in summary and "### exclude_last" in summary and "a note" in summary

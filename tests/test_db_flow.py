@@ -234,7 +234,7 @@ def test_user_message_keeps_queue_position_unless_it_was_waiting_for_the_user(db
     db.real_user_message(1, "third", chat)
     assert db.state_of(chat) is AS and db.chat(chat)["waiting_since"] == EPOCH
     assert db.chat(chat)["last_user_message_at"] == EPOCH + pd.Timedelta(seconds=6)
-    n_messages = db._scalar("SELECT count(*) FROM messages WHERE chat_id = %s", (chat,))
+    n_messages = db._rows("SELECT count(*) FROM messages WHERE chat_id = %s", (chat,))[0][0]
     assert n_messages == 3
 
 

@@ -15,7 +15,8 @@ import pytest
 
 from loadtest.locustproc import ROOT, run_locust
 
-PROBE = ROOT / "loadtest" / "sleep_locustfile.py"
+PROBE = ROOT / "benchmarks" / "probes" / "sleep_locustfile.py"
+LOCUSTFILE = ROOT / "loadtest" / "locustfile.py"
 
 
 def test_locust_users_really_run_concurrently(pg_uri: str, tmp_path: Path) -> None:
@@ -33,16 +34,16 @@ def test_locust_users_really_run_concurrently(pg_uri: str, tmp_path: Path) -> No
     ideal = users / sleep_s
     assert probe["rps"] > 0.5 * ideal, f"only {probe['rps']:.0f} req/s of an ideal {ideal:.0f}: users are serialised"
     # Locust's own statistics saw the same requests, as successful "sql" requests
-    assert run.count("pg_sleep", "sql") >= probe["requests"] > 0
+    assert run.count("probe_sleep", "sql") >= probe["requests"] > 0
     assert Path(f"{run.csv_prefix}_stats.csv").exists()
 
 
 def test_locustfile_refuses_to_run_when_psycopg_was_imported_first(tmp_path: Path) -> None:
-    """The guard turns the silent serialisation into a loud start-up failure."""
+    """The guard turns the silent serialisation into a loud start-up failure (the real locustfile)."""
     code = ("import psycopg, runpy, sys; sys.argv[0] = 'locust'; "
             "runpy.run_module('locust', run_name='__main__', alter_sys=True)")
     proc = subprocess.run(
-        [sys.executable, "-c", code, "-f", str(PROBE), "--headless", "-u", "1", "-r", "1", "--run-time", "1s"],
+        [sys.executable, "-c", code, "-f", str(LOCUSTFILE), "--headless", "-u", "1", "-r", "1", "--run-time", "1s"],
         capture_output=True, text=True, timeout=60, cwd=ROOT,
         env={"CHATLAB_DSN": "postgresql:///nowhere", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
     )

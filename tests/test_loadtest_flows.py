@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.session import LoadTestOptions, LoadTestUsageError, run_load_test, write_loadtest_files
+from loadtest.session import run_load_test
+from loadtest.settings import LoadTestUsageError, plan
 
 SCENARIO = """
 name = "lt_smoke"
@@ -63,10 +64,9 @@ def runs(pg_uri: str, scenario_file: Path, tmp_path_factory: pytest.TempPathFact
     """One short load test per policy (shared by the tests below: each costs ~8 wall s)."""
     out = {}
     for policy in ("legacy", "exclude_last"):
-        opts = LoadTestOptions(scenario=str(scenario_file), policy=policy, time_scale=60.0, run_time_s=RUN_TIME_S,
-                               out_dir=tmp_path_factory.mktemp(policy), database_url=pg_uri, seed=11,
-                               users=USERS)
-        out[policy] = run_load_test(opts)
+        settings = plan(str(scenario_file), policy=policy, time_scale=60.0, run_time_s=RUN_TIME_S,
+                        out_dir=tmp_path_factory.mktemp(policy), database_url=pg_uri, seed=11, users=USERS)
+        out[policy] = run_load_test(settings)
     return out
 
 
@@ -92,7 +92,7 @@ def test_locust_drove_the_real_functions(runs: dict) -> None:
 
 def test_history_has_no_double_assignment_and_respects_capacity(runs: dict) -> None:
     for policy, outcome in runs.items():
-        checks = outcome.extras["integrity"]
+        checks = outcome.integrity
         # the history also holds what happened after the window closed (Locust's stop timeout)
         assert checks["assignments"] >= _count(outcome.log, "assign") >= 1, policy
         assert checks["double_assigned"] == 0, policy
@@ -109,14 +109,22 @@ def test_legacy_repeats_and_the_fix_does_not(runs: dict) -> None:
 
 
 def test_report_files(runs: dict, tmp_path: Path) -> None:
+    from chatlab.metrics import analyse
+    from chatlab.report import rebuild, write_loadtest_report
+
     outcome = runs["exclude_last"]
-    (tmp_path / "summary.md").write_text("# run report\n")
-    write_loadtest_files(outcome, tmp_path)
-    data = json.loads((tmp_path / "loadtest.json").read_text())
+    home = Path(outcome.settings.out_dir)
+    data = json.loads((home / "loadtest.json").read_text())  # the session's results file
     assert data["locust"]["requests"] == outcome.locust.requests > 0
     assert data["integrity"]["double_assigned"] == 0
-    assert "Load test (Locust against PostgreSQL)" in (tmp_path / "summary.md").read_text()
     assert Path(f"{outcome.locust.csv_prefix}_stats.csv").exists()
+    write_loadtest_report(analyse(outcome.log, label="db:exclude_last"), home, outcome.results())
+    for page in ("summary.md", "summary.html"):
+        assert "Load test (Locust against PostgreSQL)" in (home / page).read_text()
+    # chatlab report DIR of a load-test directory keeps the section (it comes from loadtest.json)
+    before = {p.name: p.read_bytes() for p in home.iterdir() if p.is_file()}
+    rebuild(home, home)
+    assert {p.name: p.read_bytes() for p in home.iterdir() if p.is_file()} == before
 
 
 @pytest.mark.parametrize("opts, message", [
@@ -129,14 +137,14 @@ def test_bad_options_are_one_line_errors_before_anything_starts(scenario_file: P
     from sim.errors import ChatLabError
 
     with pytest.raises(ChatLabError, match=message):
-        run_load_test(LoadTestOptions(scenario=str(scenario_file), database_url="postgresql:///never-used", **opts))
+        run_load_test(plan(str(scenario_file), database_url="postgresql:///never-used", **opts))
 
 
 def test_unknown_scenario_is_a_user_error() -> None:
     from sim.errors import ChatLabError
 
     with pytest.raises(ChatLabError, match="scenario"):
-        run_load_test(LoadTestOptions(scenario="no_such_scenario", database_url="postgresql:///never-used"))
+        run_load_test(plan("no_such_scenario", database_url="postgresql:///never-used"))
     assert issubclass(LoadTestUsageError, ChatLabError)
 
 

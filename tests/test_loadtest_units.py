@@ -1,4 +1,4 @@
-"""The load test's pure pieces: arrivals, the scaled clock, the config file, pool sizing.
+"""The load test's pure pieces: arrivals, the scaled clock, the settings file, pool sizing.
 
 No Locust and no database here (those are in ``test_loadtest.py``); these run in
 milliseconds and pin down the arithmetic the Locust process relies on.
@@ -6,15 +6,13 @@ milliseconds and pin down the arithmetic the Locust process relies on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 
 from sim.population import Population, share
 from loadtest.clock import ScaledClock
-from loadtest.config import CONFIG_ENV, BadLoadTestConfig, LoadTestConfig, SeededOperator
-from loadtest.plan import POOL_CAP, concurrent_conversations, pool_limit
+from loadtest.plan import POOL_CAP, concurrent_conversations, conversation_estimate, pool_limit
+from loadtest.settings import CONFIG_ENV, BadLoadTestConfig, LoadTestSettings, LoadTestUsageError, SeededOperator, plan
 from sim.errors import ChatLabError
 
 
@@ -64,69 +62,64 @@ def test_scaled_clock_converts_both_ways() -> None:
         ScaledClock(0.0)
 
 
-# ----------------------------------------------------------------------------- config
-def _config(**over: object) -> LoadTestConfig:
+# ----------------------------------------------------------------------------- settings
+def _settings(**over: object) -> LoadTestSettings:
     base = dict(dsn="postgresql:///x", schema="lt_1", scenario="baseline", policy="legacy",
-                time_scale=60.0, seed=3, run_time_wall_s=30.0,
+                time_scale=60.0, seed=3, run_time_wall_s=30.0, duration=1800.0,
                 operators=(SeededOperator(1, "op-1", 2, ((0.0, 600.0),)), SeededOperator(2, "op-2")))
     base.update(over)
-    return LoadTestConfig(**base)  # type: ignore[arg-type]
+    return LoadTestSettings(**base)  # type: ignore[arg-type]
 
 
-def test_config_round_trips_through_its_file(tmp_path, monkeypatch) -> None:
-    config = _config(policy_params={"fallback_after": 120.0})
-    path = config.write(tmp_path / "lt.json")
+def test_settings_round_trip_through_their_file(tmp_path, monkeypatch) -> None:
+    settings = _settings(policy_params={"fallback_after": 120.0}, users=7, expect_workers=2)
+    path = settings.write(tmp_path / "lt.json")
     monkeypatch.setenv(CONFIG_ENV, str(path))
-    again = LoadTestConfig.from_env()
-    assert again == config
-    assert again.duration == pytest.approx(1800.0)  # 30 wall s at K = 60
+    again = LoadTestSettings.from_env()
+    assert again == settings and again.workers == 2
+    assert "x" not in again.redacted().dsn
 
 
-def test_config_errors_are_one_line_user_errors(tmp_path, monkeypatch) -> None:
+def test_settings_errors_are_one_line_user_errors(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv(CONFIG_ENV, raising=False)
     with pytest.raises(BadLoadTestConfig, match=CONFIG_ENV):
-        LoadTestConfig.from_env()
+        LoadTestSettings.from_env()
     with pytest.raises(BadLoadTestConfig, match="cannot read"):
-        LoadTestConfig.read(tmp_path / "missing.json")
+        LoadTestSettings.read(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text('{"dsn": "x", "operators": [], "surprise": 1}')
     with pytest.raises(BadLoadTestConfig, match="invalid"):
-        LoadTestConfig.read(bad)
+        LoadTestSettings.read(bad)
+
+
+def test_plan_works_out_the_window_and_the_operators() -> None:
+    settings = plan("baseline", time_scale=60.0, run_time_s=30.0)
+    assert settings.run_time_wall_s == 30.0 and settings.duration == 1800.0  # 30 wall s at K = 60
+    assert settings.policy == "exclude_last" and settings.seed == 1 and len(settings.operators) == 6
+    assert plan("baseline").run_time_wall_s == 240.0  # the whole 4 h scenario at K = 60
+    with pytest.raises(LoadTestUsageError, match="wall hours"):
+        plan("baseline", time_scale=0.5)
 
 
 # ----------------------------------------------------------------------------- sizing
-@dataclass(frozen=True)
-class _Const:
-    value: float
+def _steady(rate: float, handle: float) -> object:
+    """A scenario whose conversation estimate is 1 exchange x (120 s wait + handle + 0 think)."""
+    from sim.scenario import load_scenario
 
-    @property
-    def mean(self) -> float:
-        return self.value
-
-    def sample(self, rng: np.random.Generator) -> float:
-        return self.value
-
-
-@dataclass(frozen=True)
-class _Flows:
-    rate: float
-    conversation: float
-
-    def rate_at(self, t: float) -> float:
-        return self.rate
-
-    def conversation_estimate(self) -> float:
-        return self.conversation
+    return load_scenario("baseline").with_overrides({
+        "users.arrivals.rate": rate, "users.exchanges": 1, "users.think_time": 0, "users.patience": float("inf"),
+        "operators.handle_time": handle})
 
 
 def test_pool_follows_littles_law_and_is_capped() -> None:
     assert concurrent_conversations(0.1, 300.0) == pytest.approx(30.0)
-    small = pool_limit(_Flows(0.01, 100.0), 3600.0)  # 1 conversation in progress
-    bigger = pool_limit(_Flows(0.05, 100.0), 3600.0)  # 5
+    assert conversation_estimate(_steady(0.01, 30.0)) == pytest.approx(150.0)
+    small = pool_limit(_steady(0.01, 30.0), 3600.0)  # 1.5 conversations in progress
+    bigger = pool_limit(_steady(0.05, 30.0), 3600.0)  # 7.5
     assert 2 <= small < bigger
-    assert pool_limit(_Flows(10.0, 1000.0), 3600.0) == POOL_CAP
+    assert pool_limit(_steady(10.0, 900.0), 3600.0) == POOL_CAP
     # the pool is the total over all workers: a second worker only adds its spare users
-    assert pool_limit(_Flows(0.2, 100.0), 3600.0, workers=2) == pool_limit(_Flows(0.2, 100.0), 3600.0) + 2
+    assert pool_limit(_steady(0.2, 30.0), 3600.0, workers=2) == pool_limit(_steady(0.2, 30.0), 3600.0) + 2
 
 
 # ----------------------------------------------------------------------------- time mapping

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from chatlab import metrics as M
-from chatlab.plots import PLOT_FILES
 from chatlab.report import (
+    PLOT_FILES,
     RUN_REPORT_FILES,
     ReportError,
     find_logs,
@@ -131,7 +131,7 @@ def seeded(log: pd.DataFrame, seed: int) -> pd.DataFrame:
 
 
 def test_pooling_means_std_and_summed_operators() -> None:
-    from chatlab.pooling import pool
+    from chatlab.metrics import pool
 
     # seed 1: 2 chats each for ops 1, 2; seed 2: op 1 takes 4, op 2 none
     a = M.analyse(seeded(fixed_like(), 1))
@@ -153,7 +153,7 @@ def test_pooling_means_std_and_summed_operators() -> None:
 
 
 def test_mean_state_counts_of_two_step_functions() -> None:
-    from chatlab.pooling import mean_state_counts
+    from chatlab.metrics.pooling import mean_state_counts
 
     cols = {s: [0, 0] for s in M.ALL_STATES}
     one = pd.DataFrame({"time": [0.0, 10.0], **cols})
@@ -245,13 +245,13 @@ def test_report_header_names_every_source_of_a_mixed_comparison() -> None:
     """A sim-vs-load-test report must not call itself 'source: sim' just because sim came first."""
     import types
 
-    from chatlab.report import _run_header
+    from chatlab.report.sections import run_facts
 
     def run(source: str):
         return types.SimpleNamespace(metrics={
             "run": {"scenario": "baseline", "source": source, "mode": "pull", "duration_s": 10.0},
             "params": {"service_level_t_s": 60.0, "stuck_after_s": 1800.0}})
 
-    header = dict(_run_header([run("sim"), run("loadtest"), run("sim")]))
+    header = dict(run_facts([run("sim"), run("loadtest"), run("sim")]))
     assert header["source"] == "sim, loadtest"
     assert header["scenario"] == "baseline"

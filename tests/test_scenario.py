@@ -61,7 +61,7 @@ def test_load_by_path_and_from_another_directory(tmp_path, monkeypatch) -> None:
 
 
 def test_defaults_and_attribute_names_used_by_the_load_test(tmp_path) -> None:
-    from loadtest.flowparams import from_scenario
+    from loadtest.settings import seeded_operators
 
     path = tmp_path / "tiny.toml"
     path.write_text(GOOD)
@@ -69,9 +69,12 @@ def test_defaults_and_attribute_names_used_by_the_load_test(tmp_path) -> None:
     assert sc.seed == 0 and sc.policy.name == "exclude_last" and sc.policy.mode == "pull"
     assert math.isinf(sc.users.patience.mean) and sc.operators.max_chats == 1
     assert sc.operator_shifts(1) == [(0.0, 600.0)]
-    flow = from_scenario(load_scenario("shift_change"))
-    assert flow.shifts[0] == ((0.0, 7200.0),) and flow.shifts[3] == ((6300.0, 14400.0),)
-    assert flow.operator_count == 6 and flow.rate_at(10) == pytest.approx(0.02)
+    shift_change = load_scenario("shift_change")
+    ops = seeded_operators(shift_change, 3600.0)  # a shift ending at or after the window never ends there
+    assert ops[0].shifts == ((0.0, math.inf),) and ops[3].shifts == ((6300.0, math.inf),)
+    assert seeded_operators(shift_change, 14400.0)[0].shifts == ((0.0, 7200.0),)
+    assert len(ops) == 6 and [o.operator_id for o in ops] == [1, 2, 3, 4, 5, 6]
+    assert shift_change.rate_at(10) == pytest.approx(0.02)
 
 
 def test_rate_curve_is_piecewise_linear_and_flat_outside() -> None:

@@ -1,21 +1,182 @@
-"""Arguments several commands share, declared once so their help cannot drift apart.
+"""The pieces several commands share, defined once: arguments, their checks, output paths, progress bars.
 
-Kept free of heavy imports (no pandas, no psycopg): ``chatlab loadtest`` builds its parser
-from here too.
+Why one home: the same option must mean the same thing (and have the same help) in every
+command, and the policy list comes from :data:`sim.policies.POLICY_NAMES` only.  Everything a
+user types here (seed ranges, ``--set`` overrides, durations) is validated, and a mistake
+raises :class:`UsageError` naming what was wrong.  Kept free of heavy imports at module level
+(no pandas, no psycopg): every command builds its parser from here.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+from sim.errors import ChatLabError
 from sim.policies import POLICY_NAMES
+
+#: Every policy, comma-separated: the default of ``compare --policies``.
+ALL_POLICIES = ",".join(POLICY_NAMES)
+
+
+class UsageError(ChatLabError):
+    """A command-line value that cannot be used (bad seed range, bad --set, bad duration)."""
+
+
+# --------------------------------------------------------------------------- arguments
 
 
 def add_scenario_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scenario", metavar="SCENARIO", help="scenario name (see scenarios/) or path to a .toml file")
 
 
-def add_policy_argument(parser: argparse.ArgumentParser) -> None:
+def add_policy_argument(parser: argparse.ArgumentParser, *, what: str = "assignment policy") -> None:
     """``--policy P``; the valid names come from :data:`sim.policies.POLICY_NAMES`."""
     parser.add_argument("--policy", default=None, metavar="P",
-                        help=f"assignment policy (default: the scenario's): {', '.join(POLICY_NAMES)}")
+                        help=f"{what} (default: the scenario's): {', '.join(POLICY_NAMES)}")
+
+
+def add_policies_argument(parser: argparse.ArgumentParser, *, default: str) -> None:
+    """``--policies A,B,C``; the valid names come from :data:`sim.policies.POLICY_NAMES`."""
+    parser.add_argument("--policies", "--policy", dest="policies", default=default, metavar="A,B,C",
+                        help=f"comma-separated policies (default: {default}); any of {ALL_POLICIES}")
+
+
+def add_out_argument(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR", help=f"report directory (default: {default})")
+
+
+def add_progress_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def add_metric_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options every reporting command shares."""
+    from chatlab.metrics.runlog import DEFAULT_SERVICE_LEVEL_T  # pandas: only for commands that report
+
+    parser.add_argument("--service-level-t", type=float, default=DEFAULT_SERVICE_LEVEL_T, metavar="S",
+                        help="service-level threshold T in seconds (default %(default)s)")
+    parser.add_argument("--stuck-after", type=float, default=None, metavar="S",
+                        help="an assigned chat older than this is stuck (default: the scenario's, else 3600 s)")
+
+
+def add_simulation_arguments(parser: argparse.ArgumentParser, *, seed_help: str = "random seed (default: the scenario's)",
+                             multi_seed: bool = False,
+                             seeds_help: str = "several seeds: N, A-B or a list like 1-5,9 (every run is repeated "
+                                               "per seed; tables show the mean ± std over seeds)") -> None:
+    parser.add_argument("--seed", type=int, default=None, metavar="N", help=seed_help)
+    if multi_seed:
+        parser.add_argument("--seeds", default=None, metavar="SEEDS", help=seeds_help)
+    parser.add_argument("--duration", type=float, default=None, metavar="S",
+                        help="simulate only this many scenario seconds (default: the scenario's duration)")
+    add_progress_argument(parser)
+
+
+def add_loadtest_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of a load test (``chatlab loadtest`` and ``chatlab compare-real``)."""
+    parser.add_argument("--time-scale", type=float, default=60.0, metavar="K",
+                        help="scenario seconds per wall second (default 60: a simulated hour in a minute)")
+    parser.add_argument("--run-time", type=float, default=None, metavar="S",
+                        help="wall seconds to run (default: the scenario's duration / K); "
+                             "the scenario window covered is S x K")
+    parser.add_argument("--users", type=int, default=None, metavar="N",
+                        help="at most N concurrent simulated real users (default: sized from the arrival "
+                             "rate by Little's law); operators and the housekeeping job come on top")
+    parser.add_argument("--seed", type=int, default=None, metavar="N", help="random seed (default: the scenario's)")
+    parser.add_argument("--database-url", default=None, metavar="URL",
+                        help="PostgreSQL to use (default: $DATABASE_URL, else a temporary embedded server)")
+    parser.add_argument("--keep-schema", action="store_true",
+                        help="keep the run's schema afterwards (default: dropped); useful with a database "
+                             "URL only: a temporary server is deleted anyway")
+    add_progress_argument(parser)
+
+
+def check_metric_arguments(args: argparse.Namespace) -> None:
+    if not (args.service_level_t >= 0):
+        raise UsageError(f"--service-level-t must be >= 0 seconds, got {args.service_level_t:g}")
+    if args.stuck_after is not None and not (args.stuck_after > 0):
+        raise UsageError(f"--stuck-after must be > 0 seconds, got {args.stuck_after:g}")
+
+
+# --------------------------------------------------------------------------- values
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"1-5"`` -> [1..5]; ``"1,3,9"``; ``"1-3,10"``.  Order kept, repeats dropped."""
+    seeds: list[int] = []
+    for part in (p.strip() for p in str(text).split(",")):
+        m = re.fullmatch(r"(-?\d+)(?:\s*-\s*(-?\d+))?", part)
+        if not m:
+            raise UsageError(f"--seeds: cannot read {part!r}; expected N, A-B or a comma list like 1-5,9")
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        if hi < lo:
+            raise UsageError(f"--seeds: range {part!r} is empty (end before start)")
+        if hi - lo > 10_000:
+            raise UsageError(f"--seeds: range {part!r} is too large (more than 10000 seeds)")
+        seeds.extend(range(lo, hi + 1))
+    return list(dict.fromkeys(seeds))
+
+
+def resolve_seeds(args: argparse.Namespace) -> list[int | None]:
+    """The seeds a command runs: ``--seeds`` (a list), else ``[--seed]`` (``None`` = the scenario's)."""
+    seeds_text = getattr(args, "seeds", None)
+    if seeds_text is not None:
+        if args.seed is not None:
+            raise UsageError("give either --seed or --seeds, not both")
+        return list(parse_seeds(seeds_text))
+    return [args.seed]
+
+
+def load_scenario_arg(name_or_path: str, duration: float | None = None) -> Any:
+    """The scenario a command runs, shortened (or lengthened) to ``--duration`` when given."""
+    from sim.scenario import load_scenario
+
+    scenario = load_scenario(name_or_path)
+    if duration is None:
+        return scenario
+    if not (duration > 0):
+        raise UsageError(f"--duration must be > 0 seconds, got {duration:g}")
+    return scenario.with_overrides({"duration": float(duration)})
+
+
+def default_out(scenario: str, *parts: str) -> Path:
+    """``reports/<scenario>/<parts...>`` with file-system-safe names."""
+    safe = [re.sub(r"[^A-Za-z0-9._=,-]+", "_", str(p)).strip("_") or "x" for p in (Path(scenario).stem, *parts)]
+    return Path("reports").joinpath(*safe)
+
+
+def loadtest_settings(args: argparse.Namespace, *, policy: str | None, out: Path | None) -> Any:
+    """The validated :class:`loadtest.settings.LoadTestSettings` of parsed load-test arguments."""
+    from loadtest.settings import plan
+
+    return plan(args.scenario, policy=policy, time_scale=args.time_scale, run_time_s=args.run_time,
+                users=args.users, seed=args.seed, out_dir=out, database_url=args.database_url,
+                keep_schema=args.keep_schema, web=getattr(args, "web", False), web_port=getattr(args, "web_port", 8089),
+                expect_workers=getattr(args, "expect_workers", 0), local_workers=getattr(args, "local_workers", 0),
+                master_bind_host=getattr(args, "master_bind_host", "127.0.0.1"),
+                master_port=getattr(args, "master_port", 5557))
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def progress_bar(total: int, desc: str, *, disable: bool = False, unit: str = "run") -> Any:
+    """A tqdm bar on stderr (hidden when ``disable`` or when there is nothing to count)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=disable or total <= 0, leave=False)
+
+
+def wall_clock_bar(total_s: float, desc: str, *, disable: bool) -> tuple[Any, Callable[[float], None]]:
+    """A bar over wall seconds (a load test), and the ``on_tick(elapsed)`` callback that advances it."""
+    bar = progress_bar(int(round(total_s)), desc, disable=disable, unit="s")
+
+    def tick(elapsed: float) -> None:
+        bar.n = min(int(elapsed), bar.total)
+        bar.refresh()
+
+    return bar, tick

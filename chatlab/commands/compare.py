@@ -8,35 +8,30 @@ the mean ± std over seeds.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from chatlab.commands.common import add_scenario_argument
-
-from chatlab.runner import (
+from chatlab.commands.common import (
+    ALL_POLICIES,
     add_metric_arguments,
+    add_out_argument,
+    add_policies_argument,
+    add_scenario_argument,
     add_simulation_arguments,
     check_metric_arguments,
     default_out,
-    load_scenario,
+    load_scenario_arg,
     progress_bar,
     resolve_seeds,
-    scenario_name,
-    simulate,
-    with_duration,
 )
 
 HELP = "Simulate one scenario under several policies side by side."
-ALL = "legacy,exclude_last,exclude_last_fallback,round_robin,least_loaded,longest_idle,random"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_scenario_argument(parser)
-    parser.add_argument("--policies", default=ALL, metavar="A,B,C",
-                        help=f"comma-separated policies (default: all seven: {ALL})")
+    add_policies_argument(parser, default=ALL_POLICIES)
     add_simulation_arguments(parser, seed_help="random seed, the same for every policy (default: the scenario's)",
                              multi_seed=True)
-    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
-                        help="report directory (default: reports/<scenario>/compare-seed<N>)")
+    add_out_argument(parser, "reports/<scenario>/compare-seed<N>")
     add_metric_arguments(parser)
 
 
@@ -53,23 +48,24 @@ def seeds_tag(seeds: list[int | None]) -> str:
 def main(args: argparse.Namespace) -> int:
     from chatlab.metrics import analyse
     from chatlab.report import TERMINAL_ROWS, pooled_runs, summary_table, text_table, write_comparison_report
+    from sim.model import run_simulation
     from sim.policies import parse_policy_list
 
     check_metric_arguments(args)
     policies = parse_policy_list(args.policies)
     seeds = resolve_seeds(args)
-    scenario = with_duration(load_scenario(args.scenario), args.duration)
+    scenario = load_scenario_arg(args.scenario, args.duration)
     runs = []
     with progress_bar(len(policies) * len(seeds), "compare", disable=args.no_progress) as bar:
         for policy in policies:
             for seed in seeds:
                 bar.set_postfix_str(policy if seed is None else f"{policy} seed {seed}")
-                log = simulate(scenario, policy, seed)
+                log = run_simulation(scenario, policy, seed=seed)
                 runs.append(analyse(log, label=policy, service_level_t=args.service_level_t,
                                     stuck_after=args.stuck_after))
                 bar.update()
     used = [r.metrics["run"]["seed"] for r in runs[: len(seeds)]]
-    out = args.out or default_out(scenario_name(scenario), f"compare-{seeds_tag(used)}")
+    out = args.out or default_out(scenario.name, f"compare-{seeds_tag(used)}")
     write_comparison_report(runs, out)
     print(text_table(summary_table(pooled_runs(runs), TERMINAL_ROWS)))
     what = "mean ± std over seeds " + ",".join(map(str, used)) if len(seeds) > 1 else f"seed {used[0]}"

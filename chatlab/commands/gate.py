@@ -12,14 +12,13 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from chatlab.runner import (
+from chatlab.commands.common import (
     add_metric_arguments,
+    add_policy_argument,
     add_simulation_arguments,
     check_metric_arguments,
-    load_scenario,
+    load_scenario_arg,
     resolve_seeds,
-    simulate,
-    with_duration,
 )
 
 HELP = "Exit 1 if a run breaks a bound (repeat rate, p99 wait, Jain index): for CI."
@@ -39,7 +38,7 @@ def bound_value(text: str) -> float | None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("targets", metavar="TARGET", nargs="+",
                         help="scenario name/.toml (simulated), or report dir / events.parquet / events.csv")
-    parser.add_argument("--policy", default=None, metavar="P", help="policy for simulated targets (default: the scenario's)")
+    add_policy_argument(parser, what="policy for simulated targets")
     add_simulation_arguments(parser, seed_help="random seed for simulated targets (default: the scenario's)",
                              multi_seed=True,
                              seeds_help="several seeds: N, A-B or a list like 1-5,9; every seed's run must pass")
@@ -67,6 +66,7 @@ def main(args: argparse.Namespace) -> int:
     from chatlab.gate import BOUND_OPTIONS, evaluate, make_bounds
     from chatlab.metrics import analyse
     from chatlab.report import find_logs, load_runs
+    from sim.model import run_simulation
     from sim.policies import make_policy
 
     check_metric_arguments(args)
@@ -81,7 +81,7 @@ def main(args: argparse.Namespace) -> int:
             find_logs(Path(target))
             resolved.append(("log", target))
         else:
-            resolved.append(("scenario", with_duration(load_scenario(target), args.duration)))
+            resolved.append(("scenario", load_scenario_arg(target, args.duration)))
     runs = []
     for kind, value in resolved:
         if kind == "log":
@@ -91,7 +91,7 @@ def main(args: argparse.Namespace) -> int:
                 runs.append(dataclasses.replace(run, label=f"{value} [{tag}]"))
         else:
             for seed in seeds:
-                log = simulate(value, args.policy, seed, progress=not args.no_progress)
+                log = run_simulation(value, args.policy, seed=seed, progress=not args.no_progress)
                 run = analyse(log, service_level_t=args.service_level_t, stuck_after=args.stuck_after)
                 info = run.metrics["run"]
                 runs.append(dataclasses.replace(run, label=f"{info['scenario']} [{run.label}, seed {info['seed']}]"))

@@ -1,18 +1,18 @@
-"""``chatlab report LOG_OR_DIR``: rebuild a report from saved event logs (sim, replay or load test)."""
+"""``chatlab report LOG_OR_DIR``: rebuild a report from saved event logs (any kind of report directory)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from chatlab.runner import add_metric_arguments, check_metric_arguments
+from chatlab.commands.common import add_metric_arguments, check_metric_arguments
 
 HELP = "Rebuild a report (tables, metrics.json, plots) from a saved event log."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", metavar="LOG_OR_DIR", type=Path,
-                        help="an events.parquet/.csv file, a run report dir, or a comparison report dir")
+                        help="an events.parquet/.csv file, or a run, comparison, load-test or compare-real report dir")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="where to write (default: the report dir itself, or <log dir>/<log name>-report)")
     add_metric_arguments(parser)
@@ -28,12 +28,11 @@ def default_destination(source: Path) -> Path:
 
 
 def main(args: argparse.Namespace) -> int:
-    from chatlab.report import load_runs, summary_table, text_table, write_report
+    from chatlab.report import rebuild, summary_table, text_table
 
     check_metric_arguments(args)
-    runs = load_runs(args.source, service_level_t=args.service_level_t, stuck_after=args.stuck_after)
     out = args.out or default_destination(args.source)
-    write_report(runs, out)
+    runs = rebuild(args.source, out, service_level_t=args.service_level_t, stuck_after=args.stuck_after)
     print(text_table(summary_table(runs)))
     print(f"report written to {out}/")
     return 0

@@ -9,23 +9,25 @@ against the first swept field (or the policy when nothing is swept).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+import re
 
-from chatlab.commands.common import add_scenario_argument
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from chatlab.runner import (
+from chatlab.commands.common import (
+    UsageError,
     add_metric_arguments,
+    add_out_argument,
+    add_policies_argument,
+    add_progress_argument,
+    add_scenario_argument,
     check_metric_arguments,
     default_out,
-    grid,
-    load_scenario,
-    override,
+    load_scenario_arg,
     parse_seeds,
-    parse_set,
     progress_bar,
-    scenario_name,
-    simulate,
-    with_duration,
 )
 
 HELP = "Simulate a scenario over a grid of parameters, seeds and policies."
@@ -44,46 +46,98 @@ SUMMARISED = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_scenario_argument(parser)
-    parser.add_argument("--policies", default="legacy,exclude_last", metavar="A,B,C",
-                        help="comma-separated policies (default: legacy,exclude_last)")
+    add_policies_argument(parser, default="legacy,exclude_last")
     parser.add_argument("--seeds", default="1-3", metavar="SEEDS", help="seeds: N, A-B or a list like 1-5,9 (default 1-3)")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="FIELD=V1,V2",
                         help="sweep a scenario field over values, e.g. operators.count=3,4,5 (repeatable: grid)")
     parser.add_argument("--duration", type=float, default=None, metavar="S",
                         help="simulate only this many scenario seconds (default: the scenario's duration)")
-    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
-                        help="output directory (default: reports/<scenario>/sweep)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_out_argument(parser, "reports/<scenario>/sweep")
+    add_progress_argument(parser)
     add_metric_arguments(parser)
+
+
+def _scalar(text: str) -> Any:
+    text = text.strip()
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return text
+
+
+def parse_set(text: str) -> tuple[str, list[Any]]:
+    """``"operators.count=3,4,5"`` -> ("operators.count", [3, 4, 5])."""
+    if "=" not in text:
+        raise UsageError(f"--set {text!r}: expected FIELD=VALUE[,VALUE...], e.g. operators.count=3,4,5")
+    field, values = text.split("=", 1)
+    field = field.strip()
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", field):
+        raise UsageError(f"--set {text!r}: {field!r} is not a field path like operators.count")
+    items = [_scalar(v) for v in values.split(",") if v.strip()]
+    if not items:
+        raise UsageError(f"--set {text!r}: no value after '='")
+    return field, items
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One run of a grid: parameter overrides, policy, seed."""
+
+    overrides: tuple[tuple[str, Any], ...]
+    policy: str
+    seed: int | None
+
+    @property
+    def label(self) -> str:
+        parts = [f"{k}={v}" for k, v in self.overrides] + [self.policy]
+        if self.seed is not None:
+            parts.append(f"seed={self.seed}")
+        return " ".join(parts)
+
+
+def grid(sets: Sequence[tuple[str, list[Any]]], policies: Sequence[str], seeds: Sequence[int | None]) -> Iterator[GridPoint]:
+    """The cartesian product of every --set's values x policies x seeds."""
+    fields = [f for f, _ in sets]
+    if len(set(fields)) != len(fields):
+        raise UsageError(f"--set given twice for the same field: {fields}")
+    for combo in itertools.product(*(values for _, values in sets)):
+        for policy in policies:
+            for seed in seeds:
+                yield GridPoint(tuple(zip(fields, combo)), policy, seed)
 
 
 def main(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from chatlab.metrics import compute_metrics, flatten_metrics
-    from chatlab.plots import plot_sweep
     from chatlab.report import markdown_table, text_table
+    from chatlab.report.plots import plot_sweep
+    from sim.model import run_simulation
     from sim.policies import parse_policy_list
 
     check_metric_arguments(args)
     policies = parse_policy_list(args.policies)
     seeds = parse_seeds(args.seeds)
     sets = [parse_set(s) for s in args.sets]
-    base = with_duration(load_scenario(args.scenario), args.duration)
+    base = load_scenario_arg(args.scenario, args.duration)
     points = list(grid(sets, policies, seeds))
     # Build every scenario variant first: a bad --set fails before hours of simulation.
-    variants = {p.overrides: override(base, dict(p.overrides)) for p in points}
+    variants = {p.overrides: base.with_overrides(dict(p.overrides)) if p.overrides else base for p in points}
     rows = []
     with progress_bar(len(points), "sweep", disable=args.no_progress) as bar:
         for point in points:
             bar.set_postfix_str(point.label)
-            log = simulate(variants[point.overrides], point.policy, point.seed)
+            log = run_simulation(variants[point.overrides], point.policy, seed=point.seed)
             metrics = compute_metrics(log, service_level_t=args.service_level_t, stuck_after=args.stuck_after)
             rows.append({**dict(point.overrides), "policy": point.policy, "seed": metrics["run"]["seed"],
                          **flatten_metrics(metrics)})
             bar.update()
     table = pd.DataFrame(rows)
-    out = args.out or default_out(scenario_name(base), "sweep")
+    out = args.out or default_out(base.name, "sweep")
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "sweep.csv", index=False)
     keys = [f for f, _ in sets] + ["policy"]
@@ -97,14 +151,14 @@ def main(args: argparse.Namespace) -> int:
     else:
         table["group"] = table["policy"]
     plot_sweep(table, out / "sweep.png", x=x, metrics=PLOTTED, group="group",
-               title=f"Sweep of {scenario_name(base)} over {x}")
+               title=f"Sweep of {base.name} over {x}")
     view = table.groupby(keys, sort=False)[[k for k, _ in PLOTTED]].mean()
     view.columns = [label for _, label in PLOTTED]
     shown = view.map(lambda v: "-" if pd.isna(v) else f"{v:.3g}")
     shown.index = [" ".join(map(str, i)) if isinstance(i, tuple) else str(i) for i in shown.index]
     shown.index.name = " ".join(keys)
     print(text_table(shown))
-    (out / "sweep.md").write_text(f"# Sweep of {scenario_name(base)}\n\nMeans over seeds {args.seeds}.\n\n"
+    (out / "sweep.md").write_text(f"# Sweep of {base.name}\n\nMeans over seeds {args.seeds}.\n\n"
                                   + markdown_table(shown) + "\n\n![sweep](sweep.png)\n")
     print(f"sweep of {len(points)} runs written to {out}/ (sweep.csv, sweep_summary.csv, sweep.png, sweep.md)")
     return 0

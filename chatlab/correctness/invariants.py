@@ -2,7 +2,7 @@
 
 Why in SQL: the history (``chat_assignments``) and the event log (``chat_events``) are what
 the database itself committed, so checking them there needs no trust in any client.  The
-checks (``invariants.sql``): no chat held by two operators at once, no operator over its
+checks (named query ``invariants`` in ``chatlab/db/queries.sql``): no chat held by two operators at once, no operator over its
 capacity, ``assigned`` iff an operator, history agrees with the current state, completed iff
 inactive, no chat lost, and every chat's events form a legal walk of the state machine
 (``chat_transitions``, the same table as ``sim/statemachine.py``) ending in its state.
@@ -11,10 +11,9 @@ inactive, no chat lost, and every chat's events form a legal walk of the state m
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.resources import files
 from typing import Any
 
-INVARIANTS_SQL = files("chatlab.correctness").joinpath("invariants.sql").read_text()
+from chatlab.db.queries import query
 
 
 @dataclass(frozen=True)
@@ -36,16 +35,15 @@ def check_invariants(conninfo: Any, schema: str = "public") -> list[Violation]:
     ``conninfo`` is a URI or an open psycopg connection (left open).
     """
     import psycopg
-    from psycopg import sql
 
     own = not isinstance(conninfo, psycopg.Connection)
     conn = psycopg.connect(conninfo, autocommit=True) if own else conninfo
     try:
         with conn.transaction(), conn.cursor() as cur:
             # REPEATABLE READ: all checks see one snapshot, even while load is still running
-            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            cur.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
-            cur.execute(INVARIANTS_SQL)
+            cur.execute(query("read_only_snapshot"))
+            cur.execute(query("set_local_search_path", schema=schema))
+            cur.execute(query("invariants"))
             return [Violation(str(c), i, o, str(d)) for c, i, o, d in cur.fetchall()]
     finally:
         if own:

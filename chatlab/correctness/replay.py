@@ -293,21 +293,15 @@ def replay_path(path: str | Path, *, policy: str | None = None, salt: int | None
 
     Server: ``database_url``, else ``$DATABASE_URL``, else a temporary embedded server.
     """
-    import contextlib
-    import os
-
     from chatlab.db.migrate import check_schema, drop_schema, migrate
-    from chatlab.db.server import URL_ENV, temporary_server
+    from chatlab.db.server import session_database
 
     log = load_replay_log(path)
     resolve_policy(log, policy, salt)  # bad policy / random without salt -> error before any server starts
     schema = check_schema(schema or f"replay_{uuid.uuid4().hex[:12]}")
     if schema == "public":
         raise ReplayError("refusing to replay into schema 'public' (it is dropped afterwards)")
-    url = database_url or os.environ.get(URL_ENV)
-    with contextlib.ExitStack() as stack:
-        if not url:
-            url = stack.enter_context(temporary_server())
+    with session_database(database_url) as url:
         _require_new_schema(url, schema)
         migrate(url, schema)
         try:
@@ -327,10 +321,11 @@ def _require_new_schema(url: str, schema: str) -> None:
     import psycopg
 
     from chatlab.db.errors import DatabaseUnavailable
+    from chatlab.db.queries import query
 
     try:
         with psycopg.connect(url) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+            exists = conn.execute(query("schema_exists"), {"schema": schema}).fetchone()
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(f"cannot connect to the database: {' '.join(str(exc).split())}") from None
     if exists:

@@ -1,9 +1,16 @@
-"""``ChatDB``: a thin typed client, one method per SQL function of ``chatlab/db/migrations``.
+"""``ChatDB``: the one typed client of the chat schema, for the CLI, the tests and the Locust users.
 
-Why thin: the system's rules live in SQL (that is what the lab tests); the client only
-binds parameters (never string-built SQL), runs in autocommit (each call is one
-transaction, so ``FOR UPDATE SKIP LOCKED`` locks end with the call), and turns the
-functions' SQLSTATEs into typed errors (:mod:`chatlab.db.errors`).
+Why thin: the system's rules live in SQL (that is what the lab tests); the client only runs
+named queries (``queries.sql``; never string-built SQL) with bound parameters, in
+autocommit (each call is one transaction, so ``FOR UPDATE SKIP LOCKED`` locks end with the
+call), and turns the functions' SQLSTATEs into the lab's error classes (:mod:`sim.errors`,
+via :func:`chatlab.db.errors.translate`).
+
+Every call can be *observed*: an ``observer`` receives ``(name, elapsed_ms, rows, error,
+empty)`` after each one.  That is how the load test reports to Locust (``loadtest.reporting``
+fires Locust request events from it) without a second client.  ``empty`` is true when a call
+whose NULL means "nothing to do" (an assign with nothing eligible, no stuck chats) found
+nothing.  A broken connection is reopened on the next call.
 
     with ChatDB(uri, schema="lab") as db:
         op = db.create_operator("ann")
@@ -13,30 +20,24 @@ functions' SQLSTATEs into typed errors (:mod:`chatlab.db.errors`).
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from psycopg.rows import dict_row
 
+from chatlab.db.clock import EPOCH, to_seconds, to_timestamp
 from chatlab.db.errors import DatabaseUnavailable, translate
 from chatlab.db.migrate import check_schema
+from chatlab.db.queries import query
+from sim.errors import ChatLabError, UnknownChat
 from sim.statemachine import State
 
-#: Time zero of the lab's clock: scenario second t is EPOCH + t (see semantics).
-EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
-
-
-def to_timestamp(t: float) -> datetime:
-    """Scenario seconds -> aware datetime."""
-    return EPOCH + timedelta(seconds=float(t))
-
-
-def to_seconds(ts: datetime | None) -> float | None:
-    """Aware datetime -> scenario seconds (None stays None)."""
-    return None if ts is None else (ts - EPOCH).total_seconds()
+#: ``observer(name, elapsed_ms, rows, error, empty)`` after every call (see the module docstring).
+Observer = Callable[[str, float, int, "ChatLabError | None", bool], None]
 
 
 @dataclass(frozen=True)
@@ -56,20 +57,52 @@ class Check:
     detail: str
 
 
+@dataclass(frozen=True)
+class HeldChat:
+    """A chat an operator holds, as its client sees it."""
+
+    chat_id: int
+    pending: bool  # the user's last message is not answered yet
+
+
+@dataclass(frozen=True)
+class Inbox:
+    """What an operator's client sees: logged in?, and the chats it holds (oldest pending first)."""
+
+    online: bool
+    held: tuple[HeldChat, ...]
+
+    @property
+    def pending(self) -> list[HeldChat]:
+        return [c for c in self.held if c.pending]
+
+
 class ChatDB:
     """One autocommit connection to the chat schema ``schema``."""
 
-    def __init__(self, conninfo: str, schema: str = "public", *, application_name: str = "chatlab") -> None:
+    def __init__(self, conninfo: str, schema: str = "public", *, application_name: str = "chatlab",
+                 observer: Observer | None = None, connect_timeout: float = 10.0) -> None:
+        self.conninfo = conninfo
         self.schema = check_schema(schema)
-        try:
-            self.conn: psycopg.Connection = psycopg.connect(
-                conninfo, autocommit=True, application_name=application_name
-            )
-        except psycopg.OperationalError as exc:
-            raise DatabaseUnavailable(f"cannot connect to the database: {str(exc).strip()}") from None
-        self.conn.execute(sql.SQL("SET search_path TO {}, pg_temp").format(sql.Identifier(self.schema)))
+        self.application_name = application_name
+        self.observer = observer
+        self.connect_timeout = connect_timeout
+        self.conn: psycopg.Connection = self._connect()
 
     # -- plumbing ----------------------------------------------------------------------
+    def _connect(self) -> psycopg.Connection:
+        try:
+            conn = psycopg.connect(self.conninfo, autocommit=True, application_name=self.application_name,
+                                   connect_timeout=max(1, int(self.connect_timeout)))
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable(f"cannot connect to the database: {' '.join(str(exc).split())}") from None
+        try:
+            conn.execute(query("set_search_path", schema=self.schema))
+        except psycopg.Error as exc:
+            conn.close()
+            raise translate(exc) from exc
+        return conn
+
     def __enter__(self) -> ChatDB:
         return self
 
@@ -79,124 +112,178 @@ class ChatDB:
     def close(self) -> None:
         self.conn.close()
 
-    def _rows(self, query: str, params: tuple = (), *, as_dict: bool = False) -> list[Any]:
+    def run(self, name: str, params: Mapping[str, Any] | None = None, *, as_dict: bool = False,
+            nothing_if_empty: bool = False, **identifiers: str) -> list[Any]:
+        """Run the named query; return its rows (dicts with ``as_dict``).
+
+        ``nothing_if_empty``: an empty result (no row, or one all-NULL row) is this call's
+        "nothing to do" (reported to the observer as ``empty``).
+        """
+        if self.conn.closed or self.conn.broken:
+            self.conn = self._connect()
+        start = time.perf_counter()
         try:
-            cur = self.conn.cursor(row_factory=dict_row) if as_dict else self.conn.cursor()
-            with cur:
-                cur.execute(query, params)  # type: ignore[arg-type]  # constant SQL text
+            with self.conn.cursor(row_factory=dict_row) if as_dict else self.conn.cursor() as cur:
+                cur.execute(query(name, **identifiers), params)
+                rows = cur.fetchall() if cur.description else []
+        except psycopg.Error as exc:
+            error = translate(exc)
+            self._observe(name, start, 0, error, False)
+            raise error from exc
+        empty = nothing_if_empty and (not rows or all(v is None for v in (rows[0].values() if as_dict else rows[0])))
+        self._observe(name, start, len(rows), None, empty)
+        return rows
+
+    def _observe(self, name: str, start: float, rows: int, error: ChatLabError | None, empty: bool) -> None:
+        if self.observer is not None:
+            self.observer(name, (time.perf_counter() - start) * 1000.0, rows, error, empty)
+
+    def _scalar(self, name: str, params: Mapping[str, Any] | None = None, *, nothing_if_empty: bool = False) -> Any:
+        rows = self.run(name, params, nothing_if_empty=nothing_if_empty)
+        return rows[0][0] if rows else None
+
+    def _rows(self, text: str, params: tuple | Mapping[str, Any] = (), *, as_dict: bool = False) -> list[Any]:
+        """Ad-hoc SQL for tests only (the lab's own code runs named queries, :meth:`run`)."""
+        try:
+            with self.conn.cursor(row_factory=dict_row) if as_dict else self.conn.cursor() as cur:
+                cur.execute(text.encode(), params)
                 return cur.fetchall() if cur.description else []
         except psycopg.Error as exc:
             raise translate(exc) from exc
 
-    def _scalar(self, query: str, params: tuple = ()) -> Any:
-        rows = self._rows(query, params)
-        return rows[0][0] if rows else None
-
     # -- clock -------------------------------------------------------------------------
     def set_clock(self, t: float | None) -> None:
-        """Pin ``chatlab_now()`` to scenario second ``t`` for this connection (None: real time)."""
-        value = "" if t is None else to_timestamp(t).isoformat()
-        self._rows("SELECT set_config('chatlab.now', %s, false)", (value,))
+        """Pin ``chatlab_now()`` to lab second ``t`` for this connection (None: real time)."""
+        self.run("set_clock", {"at": "" if t is None else to_timestamp(t).isoformat()})
 
     def now(self) -> float:
-        """``chatlab_now()`` in scenario seconds."""
-        return float(self._scalar("SELECT extract(epoch FROM chatlab_now() - %s)::float8", (EPOCH,)))
+        """``chatlab_now()`` in lab seconds."""
+        return float(self._scalar("lab_now"))
+
+    def epoch(self) -> datetime:
+        """The database's ``chatlab_epoch()`` (the same instant as :data:`chatlab.db.clock.EPOCH`)."""
+        return self._scalar("lab_epoch")
+
+    def server_clock(self) -> datetime:
+        """The server's wall clock (``clock_timestamp()``)."""
+        return self._scalar("server_clock")
 
     # -- operators ---------------------------------------------------------------------
     def create_operator(self, name: str, max_chats: int = 1, online: bool = True) -> int:
-        return int(self._scalar("SELECT create_operator(%s, %s, %s)", (name, max_chats, online)))
+        return int(self._scalar("create_operator", {"name": name, "max_chats": max_chats, "online": online}))
 
     def set_operator_online(self, operator_id: int, online: bool) -> int:
         """Returns how many chats going offline released."""
-        return int(self._scalar("SELECT set_operator_online(%s, %s)", (operator_id, online)))
+        return int(self._scalar("set_operator_online", {"operator_id": operator_id, "online": online}))
 
     def touch_operator(self, operator_id: int) -> None:
-        self._rows("SELECT touch_operator(%s)", (operator_id,))
+        self.run("touch_operator", {"operator_id": operator_id})
 
     # -- chats -------------------------------------------------------------------------
     def real_user_message(self, real_user_id: int, body: str, chat_id: int | None = None) -> int:
-        return int(self._scalar("SELECT real_user_message(%s, %s, %s)", (real_user_id, body, chat_id)))
+        return int(self._scalar("real_user_message", {"real_user_id": real_user_id, "body": body, "chat_id": chat_id}))
 
     def assign_chat_to_operator(
-        self, operator_id: int, policy: str = "exclude_last", fallback_after: float = 300.0, salt: int = 0
+        self, operator_id: int, policy: str = "exclude_last", fallback_after: float = 300.0, salt: int | None = 0
     ) -> int | None:
-        value = self._scalar(
-            "SELECT assign_chat_to_operator(%s, %s, %s::float8, %s::bigint)",
-            (operator_id, policy, fallback_after, salt),
-        )
+        value = self._scalar("assign_chat_to_operator", {"operator_id": operator_id, "policy": policy,
+                                                         "fallback_after": fallback_after, "salt": salt},
+                             nothing_if_empty=True)
         return None if value is None else int(value)
 
     def operator_message(self, operator_id: int, chat_id: int, body: str) -> int:
         """Returns the message id."""
-        return int(self._scalar("SELECT operator_message(%s, %s, %s)", (operator_id, chat_id, body)))
+        return int(self._scalar("operator_message", {"operator_id": operator_id, "chat_id": chat_id, "body": body}))
 
     def unassign_chat(self, operator_id: int, chat_id: int) -> None:
-        self._rows("SELECT unassign_chat(%s, %s)", (operator_id, chat_id))
+        self.run("unassign_chat", {"operator_id": operator_id, "chat_id": chat_id})
 
     def end_chat(self, chat_id: int, reason: str = "resolved") -> None:
-        self._rows("SELECT end_chat(%s, %s)", (chat_id, reason))
+        self.run("end_chat", {"chat_id": chat_id, "reason": reason})
 
     def operator_chat_messages(self, operator_id: int, chat_id: int) -> list[dict[str, Any]]:
         """The chat's messages, oldest first; only for the operator holding it (else NotYourChat)."""
-        return self._rows("SELECT * FROM operator_chat_messages(%s, %s)", (operator_id, chat_id), as_dict=True)
+        return self.run("operator_chat_messages", {"operator_id": operator_id, "chat_id": chat_id}, as_dict=True)
 
     # -- housekeeping ------------------------------------------------------------------
     def release_idle_operator_chats(self, idle_after_seconds: float) -> int:
-        return int(self._scalar("SELECT release_idle_operator_chats(%s::float8)", (idle_after_seconds,)))
+        return int(self._scalar("release_idle_operator_chats", {"seconds": idle_after_seconds}))
 
     def release_and_reassign_chat(self, chat_id: int, reason: str = "manual_fix") -> int:
         """Returns the operator the chat was taken from."""
-        return int(self._scalar("SELECT release_and_reassign_chat(%s, %s)", (chat_id, reason)))
+        return int(self._scalar("release_and_reassign_chat", {"chat_id": chat_id, "reason": reason}))
 
     def detect_stuck_chats(self, hours: float = 1.0) -> list[StuckChat]:
-        rows = self._rows("SELECT * FROM detect_stuck_chats(%s::float8)", (hours,))
+        rows = self.run("detect_stuck_chats", {"hours": hours}, nothing_if_empty=True)
         return [StuckChat(int(c), int(o), a, float(s)) for c, o, a, s in rows]
 
     def get_assignment_queue_status(self) -> dict[str, Any]:
-        rows = self._rows("SELECT * FROM get_assignment_queue_status()", as_dict=True)
-        return dict(rows[0])
+        return dict(self.run("get_assignment_queue_status", as_dict=True)[0])
 
     def chat_state_summary(self) -> list[dict[str, Any]]:
-        return self._rows("SELECT * FROM chat_state_summary", as_dict=True)
+        return self.run("chat_state_summary", as_dict=True)
 
     def chat_next_state(self, state: str, event: str, legacy: bool = False) -> State:
-        return State(self._scalar("SELECT chat_next_state(%s, %s, %s)", (str(state), str(event), legacy)))
+        return State(self._scalar("chat_next_state", {"state": str(state), "event": str(event), "legacy": legacy}))
 
     def verify(self) -> list[Check]:
         """The seed's verification checks (``chatlab db verify``)."""
-        rows = self._rows("SELECT * FROM chat_state_verification()")
-        if self._scalar("SELECT to_regproc('chat_access_verification') IS NOT NULL"):
-            rows += self._rows("SELECT * FROM chat_access_verification()")
+        rows = self.run("chat_state_verification")
+        if self._scalar("has_access_verification"):
+            rows += self.run("chat_access_verification")
         return [Check(n, bool(p), d) for n, p, d in rows]
+
+    # -- what the load test's clients see ----------------------------------------------
+    def chat_status(self, chat_id: int) -> tuple[Any, ...] | None:
+        """(state, operator_replied_at, last user message time) of one chat, or None if missing."""
+        rows = self.run("chat_status", {"chat_id": chat_id})
+        return tuple(rows[0]) if rows else None
+
+    def inbox(self, operator_id: int) -> Inbox:
+        """Is the operator logged in, and which chats does it hold (oldest pending first)."""
+        rows = self.run("operator_inbox", {"operator_id": operator_id})
+        if not rows:
+            return Inbox(False, ())
+        return Inbox(bool(rows[0][0]), tuple(HeldChat(int(r[1]), bool(r[2])) for r in rows if r[1] is not None))
+
+    def try_claim(self, namespace: int, key: int) -> bool:
+        """A session advisory lock ``(namespace, key)``: True if this connection now holds it."""
+        return bool(self._scalar("try_claim", {"namespace": namespace, "key": key}))
+
+    def connection_budget(self) -> int:
+        """Connections a client may still open: ``max_connections`` minus the reserved and those in use."""
+        return int(self._scalar("connection_budget"))
+
+    def integrity(self) -> dict[str, int]:
+        """History checks after a load test: assignments, double_assigned, over_capacity."""
+        return {k: int(v) for k, v in self.run("integrity", as_dict=True)[0].items()}
 
     # -- getters -----------------------------------------------------------------------
     def state_of(self, chat_id: int) -> State:
-        value = self._scalar("SELECT chat_state FROM chats WHERE id = %s", (chat_id,))
+        value = self._scalar("chat_state", {"chat_id": chat_id})
         if value is None:
-            from sim.errors import UnknownChat
-
             raise UnknownChat(f"unknown chat {chat_id}")
         return State(value)
 
     def chat(self, chat_id: int) -> dict[str, Any] | None:
-        rows = self._rows("SELECT * FROM chats WHERE id = %s", (chat_id,), as_dict=True)
+        rows = self.run("chat", {"chat_id": chat_id}, as_dict=True)
         return rows[0] if rows else None
 
     def operator(self, operator_id: int) -> dict[str, Any] | None:
-        rows = self._rows("SELECT * FROM operators WHERE id = %s", (operator_id,), as_dict=True)
+        rows = self.run("operator", {"operator_id": operator_id}, as_dict=True)
         return rows[0] if rows else None
 
     def chats(self) -> list[dict[str, Any]]:
-        return self._rows("SELECT * FROM chats ORDER BY id", as_dict=True)
+        return self.run("chats", as_dict=True)
 
     def operators(self) -> list[dict[str, Any]]:
-        return self._rows("SELECT * FROM operators ORDER BY id", as_dict=True)
+        return self.run("operators", as_dict=True)
 
     def assignments(self, chat_id: int | None = None) -> list[dict[str, Any]]:
         """History rows (of one chat, or all), oldest first."""
         if chat_id is None:
-            return self._rows("SELECT * FROM chat_assignments ORDER BY id", as_dict=True)
-        return self._rows("SELECT * FROM chat_assignments WHERE chat_id = %s ORDER BY id", (chat_id,), as_dict=True)
+            return self.run("assignments", as_dict=True)
+        return self.run("chat_assignments", {"chat_id": chat_id}, as_dict=True)
 
     def events(self):  # -> pandas.DataFrame (imported lazily)
         """The event log of this schema in sim/eventlog.py's shape."""
@@ -205,11 +292,7 @@ class ChatDB:
         return read_event_log(self.conn, self.schema)
 
     def active_chats(self, operator_id: int) -> list[int]:
-        rows = self._rows(
-            "SELECT id FROM chats WHERE chat_state = 'assigned' AND assigned_operator_id = %s ORDER BY id",
-            (operator_id,),
-        )
-        return [int(r[0]) for r in rows]
+        return [int(r[0]) for r in self.run("active_chats", {"operator_id": operator_id})]
 
 
-__all__ = ["ChatDB", "Check", "EPOCH", "StuckChat", "to_seconds", "to_timestamp"]
+__all__ = ["ChatDB", "Check", "EPOCH", "HeldChat", "Inbox", "Observer", "StuckChat", "to_seconds", "to_timestamp"]

@@ -3,8 +3,8 @@
 Why: one metrics module (chatlab/metrics.py) must judge the simulation and the real
 system alike.  The SQL functions write one ``chat_events`` row per state change (and per
 operator online/offline change) with the same vocabulary as the simulation, so the log is
-a straight projection; ``time`` is seconds since 2026-01-01T00:00:00Z, the lab's epoch
-(the scenario clock when a replay pins ``chatlab.now``).
+a straight projection (named query ``event_log``); ``time`` is seconds since the lab's epoch
+(``chatlab_epoch()``; the scenario clock when a replay pins ``chatlab.now``).
 """
 
 from __future__ import annotations
@@ -14,36 +14,28 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from chatlab.db.migrate import check_schema
+from chatlab.db.queries import query
 from sim.eventlog import COLUMNS, from_records, validate
 
 if TYPE_CHECKING:
     import psycopg
 
-_QUERY = """
-SELECT extract(epoch FROM at - '2026-01-01 00:00:00+00'::timestamptz)::float8 AS time,
-       chat_id, operator_id, event, from_state, to_state, reason
-FROM {}.chat_events
-ORDER BY at, id
-"""
-
-
 def read_event_log(conninfo_or_conn: "str | psycopg.Connection", schema: str = "public",
                    attrs: dict[str, Any] | None = None) -> pd.DataFrame:
     """The event log of ``schema``: typed, time-sorted, validated (sim.eventlog schema)."""
     import psycopg
-    from psycopg import sql
 
     from chatlab.db.errors import translate
 
     check_schema(schema)
-    query = sql.SQL(_QUERY).format(sql.Identifier(schema))
+    statement = query("event_log", schema=schema)
     owned = not isinstance(conninfo_or_conn, psycopg.Connection)
     try:
         conn = psycopg.connect(conninfo_or_conn, autocommit=True) if owned else conninfo_or_conn
     except psycopg.Error as exc:
         raise translate(exc) from exc
     try:
-        rows = conn.execute(query).fetchall()
+        rows = conn.execute(statement).fetchall()
     except psycopg.Error as exc:
         raise translate(exc) from exc
     finally:

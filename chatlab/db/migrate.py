@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING
 
+from chatlab.db.queries import query
 from sim.errors import ChatLabError
 
 if TYPE_CHECKING:  # psycopg is imported lazily (see tests/conftest.py and the load test)
@@ -90,33 +91,14 @@ def _connect(conninfo: "str | psycopg.Connection") -> tuple["psycopg.Connection"
         raise MigrationError(f"cannot connect to the database: {str(exc).strip()}") from None
 
 
-_CREATE_TABLE = """
-CREATE TABLE IF NOT EXISTS {}.schema_migrations (
-    version    integer PRIMARY KEY,
-    name       text        NOT NULL,
-    checksum   text        NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now()
-)"""
-
-
 def applied_versions(conninfo: "str | psycopg.Connection", schema: str = "public") -> dict[int, tuple[str, str]]:
     """version -> (name, checksum) of the migrations applied to ``schema`` ({} if none)."""
-    from psycopg import sql
-
     check_schema(schema)
     conn, owned = _connect(conninfo)
     try:
-        exists = conn.execute(
-            "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = 'schema_migrations'",
-            (schema,),
-        ).fetchone()
-        if not exists:
+        if not conn.execute(query("migrations_table_exists"), {"schema": schema}).fetchone():
             return {}
-        rows = conn.execute(
-            sql.SQL("SELECT version, name, checksum FROM {}.schema_migrations ORDER BY version").format(
-                sql.Identifier(schema)
-            )
-        ).fetchall()
+        rows = conn.execute(query("applied_migrations", schema=schema)).fetchall()
         return {int(v): (n, c) for v, n, c in rows}
     finally:
         if owned:
@@ -131,27 +113,23 @@ def migrate(conninfo: "str | psycopg.Connection", schema: str = "public") -> lis
     both apply it.  An applied file whose checksum changed raises :class:`MigrationError`.
     """
     import psycopg
-    from psycopg import sql
 
     check_schema(schema)
     migrations = load_migrations()
-    ident = sql.Identifier(schema)
+    lock = {"key": _LOCK_KEY}
     conn, owned = _connect(conninfo)
     applied_now: list[int] = []
     try:
         if not conn.autocommit:
             raise MigrationError("migrate() needs an autocommit connection (it manages its own transactions)")
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
-            conn.execute(sql.SQL(_CREATE_TABLE).format(ident))
+            conn.execute(query("migration_lock"), lock)
+            conn.execute(query("create_schema", schema=schema))
+            conn.execute(query("create_migrations_table", schema=schema))
         for migration in migrations:
             with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-                row = conn.execute(
-                    sql.SQL("SELECT name, checksum FROM {}.schema_migrations WHERE version = %s").format(ident),
-                    (migration.version,),
-                ).fetchone()
+                conn.execute(query("migration_lock"), lock)
+                row = conn.execute(query("applied_migration", schema=schema), {"version": migration.version}).fetchone()
                 if row is not None:
                     if row[1] != migration.checksum:
                         raise MigrationError(
@@ -160,19 +138,15 @@ def migrate(conninfo: "str | psycopg.Connection", schema: str = "public") -> lis
                             "was applied; write a new migration instead of editing an applied one"
                         )
                     continue
-                conn.execute(sql.SQL("SET LOCAL search_path TO {}, pg_temp").format(ident))
+                conn.execute(query("set_local_search_path", schema=schema))
                 try:
                     conn.execute(migration.sql.encode())  # bytes: no client-side placeholder parsing
                 except psycopg.Error as exc:
                     raise MigrationError(
                         f"migration {migration.filename} failed in schema {schema!r}: {str(exc).strip()}"
                     ) from exc
-                conn.execute(
-                    sql.SQL("INSERT INTO {}.schema_migrations (version, name, checksum) VALUES (%s, %s, %s)").format(
-                        ident
-                    ),
-                    (migration.version, migration.name, migration.checksum),
-                )
+                conn.execute(query("record_migration", schema=schema),
+                             {"version": migration.version, "name": migration.name, "checksum": migration.checksum})
                 applied_now.append(migration.version)
         return applied_now
     finally:
@@ -182,14 +156,12 @@ def migrate(conninfo: "str | psycopg.Connection", schema: str = "public") -> lis
 
 def drop_schema(conninfo: "str | psycopg.Connection", schema: str) -> None:
     """Drop ``schema`` and everything in it (tests and load-test runs clean up with this)."""
-    from psycopg import sql
-
     check_schema(schema)
     if schema == "public":
         raise InvalidSchemaName("refusing to drop schema 'public'")
     conn, owned = _connect(conninfo)
     try:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        conn.execute(query("drop_schema", schema=schema))
     finally:
         if owned:
             conn.close()

@@ -223,3 +223,18 @@ def temporary_server(prefix: str = "chatlab-pg-", *, durable: bool = False) -> I
             _stop(pgdata)
         finally:
             shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def session_database(url: str | None = None, *, prefix: str = "chatlab-pg-") -> Iterator[str]:
+    """Yield ``url``, else ``$DATABASE_URL``, else a :func:`temporary_server` for this one job.
+
+    What a load test or a replay runs against: the user's server when one is named, never
+    the persistent ``chatlab db up`` one (their data) otherwise.
+    """
+    url = url or os.environ.get(URL_ENV)
+    if url:
+        yield url
+        return
+    with temporary_server(prefix=prefix) as uri:
+        yield uri

@@ -1,7 +1,9 @@
 """``read_snapshot``: the database's current state as a :class:`sim.policies.Snapshot`.
 
 Why: the Python policies are the reference the SQL ``assign_chat_to_operator`` must match.
-Reading the very same rows into the policy's input lets a test ask both "which chat would
+Reading the very same rows (named queries ``snapshot_chats`` / ``snapshot_operators``, times
+in lab seconds computed in SQL so both sides agree to the microsecond) into the policy's
+input lets a test ask both "which chat would
 you give operator X now?" and compare the answers (tests/test_sql_agreement.py), and
 lets the correctness and replay tools check every decision of the database.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from chatlab.db.queries import query
 from sim.policies import ChatView, OperatorView, Snapshot
 from sim.statemachine import State
 
@@ -17,24 +20,6 @@ if TYPE_CHECKING:
     import psycopg
 
     from chatlab.db.client import ChatDB
-
-_EPOCH = "2026-01-01 00:00:00+00"
-
-# Times as float seconds since the lab's epoch, computed in SQL so Python and SQL agree
-# to the microsecond.
-_CHATS = """
-SELECT id, chat_state, extract(epoch FROM waiting_since - %(epoch)s::timestamptz)::float8, last_operator_id
-FROM chats WHERE chat_state <> 'completed' ORDER BY id
-"""
-_OPERATORS = """
-SELECT o.id, o.is_online,
-       (SELECT count(*) FROM chats c WHERE c.chat_state = 'assigned' AND c.assigned_operator_id = o.id),
-       o.max_chats,
-       extract(epoch FROM o.last_assigned_at - %(epoch)s::timestamptz)::float8,
-       extract(epoch FROM o.last_activity_at - %(epoch)s::timestamptz)::float8
-FROM operators o ORDER BY o.id
-"""
-_NOW = "SELECT extract(epoch FROM chatlab_now() - %(epoch)s::timestamptz)::float8"
 
 
 def read_snapshot(conn: "psycopg.Connection | ChatDB", now: float | None = None, salt: int = 0) -> Snapshot:
@@ -45,12 +30,11 @@ def read_snapshot(conn: "psycopg.Connection | ChatDB", now: float | None = None,
     connection allows it, so the snapshot is consistent.
     """
     raw: Any = getattr(conn, "conn", conn)
-    params = {"epoch": _EPOCH}
     with raw.transaction():
-        chats = raw.execute(_CHATS, params).fetchall()
-        operators = raw.execute(_OPERATORS, params).fetchall()
+        chats = raw.execute(query("snapshot_chats")).fetchall()
+        operators = raw.execute(query("snapshot_operators")).fetchall()
         if now is None:
-            now = float(raw.execute(_NOW, params).fetchone()[0])
+            now = float(raw.execute(query("lab_now")).fetchone()[0])
     return Snapshot(
         now=float(now),
         chats=tuple(

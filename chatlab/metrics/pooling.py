@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from chatlab.metrics import ALL_STATES, Analysis
+from chatlab.metrics.analysis import Analysis
+from chatlab.metrics.runlog import ALL_STATES
 
 
 def _is_number(value: Any) -> bool:

@@ -1,0 +1,300 @@
+"""Episodes of a run: online intervals, assignments, waits, state stays, queue length, idle releases.
+
+Each function turns the event log into one table of episodes (see the definitions in the
+package docstring and ``docs/semantics.md``, "Metrics"); the summary numbers
+(``chatlab.metrics.analysis``) and the per-operator/per-hour tables are built from these.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from chatlab.metrics.runlog import (
+    _WA,
+    _WR,
+    ALL_STATES,
+    DEFAULT_SERVICE_LEVEL_T,
+    OPEN_STATES,
+    _col,
+    _num,
+    _rate,
+    operator_ids,
+    prepare,
+    run_duration,
+)
+from sim.eventlog import OperatorEvent
+from sim.statemachine import Event
+
+def online_intervals(log: pd.DataFrame) -> dict[int, list[tuple[float, float]]]:
+    """Each operator's online intervals within ``[0, duration]`` (see module docstring)."""
+    log = prepare(log)
+    duration = run_duration(log)
+    ops = operator_ids(log)
+    mask = log["event"].isin([OperatorEvent.ONLINE.value, OperatorEvent.OFFLINE.value]) & log["operator_id"].notna()
+    rows = log.loc[mask, ["time", "operator_id", "event"]]
+    by_op: dict[int, list[tuple[float, str]]] = {}
+    for t, op, ev in zip(rows["time"].to_numpy(), _col(rows, "operator_id"), _col(rows, "event")):
+        by_op.setdefault(int(op), []).append((float(t), ev))
+    result: dict[int, list[tuple[float, float]]] = {}
+    for op in ops:
+        events = by_op.get(op)
+        if not events:
+            result[op] = [(0.0, duration)] if duration > 0 else []
+            continue
+        intervals: list[tuple[float, float]] = []
+        online_since: float | None = 0.0 if events[0][1] == OperatorEvent.OFFLINE.value else None
+        for t, ev in events:
+            if ev == OperatorEvent.ONLINE.value and online_since is None:
+                online_since = t
+            elif ev == OperatorEvent.OFFLINE.value and online_since is not None:
+                intervals.append((online_since, t))
+                online_since = None
+        if online_since is not None:
+            intervals.append((online_since, max(duration, online_since)))
+        result[op] = [(a, b) for a, b in intervals if b > a]
+    return result
+
+
+def _online_at(intervals: list[tuple[float, float]], t: float) -> bool:
+    return any(a <= t <= b for a, b in intervals)
+
+
+def _overlap(intervals: list[tuple[float, float]], lo: float, hi: float) -> float:
+    return sum(max(0.0, min(b, hi) - max(a, lo)) for a, b in intervals)
+
+
+# --------------------------------------------------------------------------- assignments
+
+
+def assignments(log: pd.DataFrame) -> pd.DataFrame:
+    """One row per ``assign``: time, chat_id, operator_id, from_state, previous_operator_id,
+    ``repeat`` (same operator as the chat's previous assign) and ``premature`` (assigned from
+    ``waiting_real_user_reply``)."""
+    log = prepare(log)
+    rows = log.loc[log["event"] == Event.ASSIGN.value, ["time", "chat_id", "operator_id", "from_state"]].copy()
+    rows["previous_operator_id"] = rows.groupby("chat_id", dropna=False)["operator_id"].shift()
+    rows["previous_operator_id"] = rows["previous_operator_id"].astype("Int64")
+    same = rows["operator_id"] == rows["previous_operator_id"]
+    rows["repeat"] = same.fillna(False).astype(bool)
+    rows["premature"] = (rows["from_state"] == _WR).fillna(False).astype(bool)
+    return rows.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- waits
+
+
+WAIT_COLUMNS = ("chat_id", "start", "end", "wait_s", "outcome", "operator_id", "end_reason")
+
+
+def wait_episodes(log: pd.DataFrame) -> pd.DataFrame:
+    """One row per wait for assignment (see module docstring).
+
+    ``outcome`` is ``served`` (ended by an assign; ``operator_id`` is the assignee),
+    ``ended`` (the chat was closed while queued; ``end_reason`` e.g. ``abandoned``) or
+    ``open`` (still waiting at ``duration``).  ``wait_s`` is the (possibly censored) length.
+    """
+    log = prepare(log)
+    duration = run_duration(log)
+    to_s, from_s = log["to_state"], log["from_state"]
+    starts = (to_s == _WA).fillna(False) & ~(from_s == _WA).fillna(False)
+    leaves = (from_s == _WA).fillna(False) & ~(to_s == _WA).fillna(False)
+    rows = log.loc[(starts | leaves) & log["chat_id"].notna()]
+    is_start = starts.loc[rows.index].to_numpy()
+    open_waits: dict[int, float] = {}
+    out: list[tuple] = []
+    for t, chat, op, ev, reason, start in zip(
+        rows["time"].to_numpy(), _col(rows, "chat_id"), _col(rows, "operator_id"),
+        _col(rows, "event"), _col(rows, "reason"), is_start,
+    ):
+        if start:
+            open_waits.setdefault(int(chat), float(t))
+            continue
+        began = open_waits.pop(int(chat), None)
+        if began is None:
+            continue
+        if ev == Event.ASSIGN.value:
+            out.append((int(chat), began, float(t), float(t) - began, "served", op, None))
+        else:
+            out.append((int(chat), began, float(t), float(t) - began, "ended", None, reason))
+    for chat, began in open_waits.items():
+        end = max(duration, began)
+        out.append((chat, began, end, end - began, "open", None, None))
+    frame = pd.DataFrame(out, columns=list(WAIT_COLUMNS))
+    frame = frame.astype({"chat_id": "Int64", "start": "float64", "end": "float64", "wait_s": "float64",
+                          "operator_id": "Int64"})
+    frame["outcome"] = frame["outcome"].astype(pd.CategoricalDtype(["served", "ended", "open"]))
+    return frame.sort_values(["start", "chat_id"], kind="stable").reset_index(drop=True)
+
+
+def percentile(values: Iterable[float], q: float) -> float | None:
+    """The q-th percentile (0..100) by linear interpolation; ``None`` for no data."""
+    arr = np.asarray(list(values), dtype="float64")
+    return float(np.percentile(arr, q)) if len(arr) else None
+
+
+def wait_summary(waits: pd.DataFrame, service_level_t: float = DEFAULT_SERVICE_LEVEL_T) -> dict[str, Any]:
+    """Statistics of served waits, censored waits kept apart, and the service level."""
+    served = waits.loc[waits["outcome"] == "served", "wait_s"].to_numpy(dtype="float64")
+    ended = waits.loc[waits["outcome"] == "ended", "wait_s"].to_numpy(dtype="float64")
+    still = waits.loc[waits["outcome"] == "open", "wait_s"].to_numpy(dtype="float64")
+    censored = np.concatenate([ended, still])
+    within = int(np.sum(served <= service_level_t))
+    known = len(served) + len(ended) + int(np.sum(still > service_level_t))
+    return {
+        "waits": int(len(waits)),
+        "served": int(len(served)),
+        "mean_s": _num(served.mean()) if len(served) else None,
+        "p50_s": percentile(served, 50),
+        "p90_s": percentile(served, 90),
+        "p99_s": percentile(served, 99),
+        "max_s": _num(served.max()) if len(served) else None,
+        "service_level_t_s": float(service_level_t),
+        "served_within_t": within,
+        "service_level": _rate(within, known),
+        "service_level_served_only": _rate(within, len(served)),
+        "censored": int(len(censored)),
+        "censored_ended": int(len(ended)),
+        "censored_open": int(len(still)),
+        "censored_mean_s": _num(censored.mean()) if len(censored) else None,
+        "censored_max_s": _num(censored.max()) if len(censored) else None,
+    }
+
+
+def wait_cdf(waits: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Empirical CDF of served waits: sorted waits (s) and the share served within each."""
+    served = np.sort(waits.loc[waits["outcome"] == "served", "wait_s"].to_numpy(dtype="float64"))
+    return served, np.arange(1, len(served) + 1) / max(len(served), 1)
+
+
+# --------------------------------------------------------------------------- states
+
+
+def state_intervals(log: pd.DataFrame) -> pd.DataFrame:
+    """Each chat's stay in each state: chat_id, state, start, end, closed, operator_id.
+
+    A stay starts on a row whose ``to_state`` differs from the chat's previous ``to_state``
+    and lasts until the chat's next change (``closed``) or ``duration`` (not closed).
+    ``operator_id`` is the operator of the row that began the stay (the assignee for
+    ``assigned``).
+    """
+    log = prepare(log)
+    duration = run_duration(log)
+    rows = log.loc[log["to_state"].notna() & log["chat_id"].notna(), ["time", "chat_id", "operator_id", "to_state"]]
+    state = rows["to_state"].astype(object)
+    prev = state.groupby(rows["chat_id"]).shift()
+    change = rows.loc[(state != prev) | prev.isna()].copy()
+    change["state"] = change["to_state"].astype(object)
+    nxt = change.groupby("chat_id")["time"].shift(-1)
+    change["closed"] = nxt.notna()
+    change["end"] = nxt.fillna(duration).astype("float64")
+    change["end"] = np.maximum(change["end"].to_numpy(), change["time"].to_numpy())
+    out = change.rename(columns={"time": "start"})[["chat_id", "state", "start", "end", "closed", "operator_id"]]
+    out["state"] = out["state"].astype(pd.CategoricalDtype(list(ALL_STATES)))
+    return out.reset_index(drop=True)
+
+
+def state_occupancy(log: pd.DataFrame) -> pd.DataFrame:
+    """Chat-seconds spent in each open state and its share (index: state)."""
+    iv = state_intervals(log)
+    iv = iv.loc[iv["state"].isin(OPEN_STATES)]
+    seconds = (iv["end"] - iv["start"]).groupby(iv["state"].astype(object)).sum()
+    seconds = seconds.reindex(list(OPEN_STATES), fill_value=0.0).astype("float64")
+    total = float(seconds.sum())
+    frame = pd.DataFrame({"seconds": seconds, "share": seconds / total if total else np.nan})
+    frame.index.name = "state"
+    return frame
+
+
+def state_counts_series(log: pd.DataFrame) -> pd.DataFrame:
+    """Number of chats in each state over time: a step function, one row per change time.
+
+    Columns: time, then one column per state (``completed`` is cumulative).  The first row
+    is time 0 with all zeros; each row holds the counts after all events at that time.
+    """
+    iv = state_intervals(log)
+    duration = run_duration(prepare(log))
+    deltas = [pd.DataFrame({"time": [0.0], "state": [_WA], "d": [0]})]
+    if len(iv):
+        st = iv["state"].astype(object)
+        deltas.append(pd.DataFrame({"time": iv["start"], "state": st, "d": 1}))
+        closed = iv["closed"].to_numpy(dtype=bool)
+        deltas.append(pd.DataFrame({"time": iv["end"][closed], "state": st[closed], "d": -1}))
+    d = pd.concat(deltas, ignore_index=True)
+    table = d.pivot_table(index="time", columns="state", values="d", aggfunc="sum", fill_value=0)
+    table = table.reindex(columns=list(ALL_STATES), fill_value=0).sort_index().cumsum()
+    if 0.0 not in table.index:
+        table.loc[0.0] = 0
+        table = table.sort_index()
+    if duration > table.index.max():
+        table.loc[duration] = table.iloc[-1]
+    table = table.astype("int64").reset_index()
+    table.columns.name = None
+    return table
+
+
+def queue_length_series(log: pd.DataFrame) -> pd.DataFrame:
+    """Chats waiting for assignment over time (step function): columns time, queue_length."""
+    counts = state_counts_series(log)
+    return counts[["time", _WA]].rename(columns={_WA: "queue_length"})
+
+
+def step_mean(times: np.ndarray, values: np.ndarray, lo: float, hi: float) -> float | None:
+    """Time-weighted mean over [lo, hi] of a right-continuous step function."""
+    if hi <= lo or len(times) == 0:
+        return None
+    times = np.asarray(times, dtype="float64")
+    values = np.asarray(values, dtype="float64")
+    ends = np.append(times[1:], max(hi, times[-1]))
+    overlap = np.clip(np.minimum(ends, hi) - np.maximum(times, lo), 0.0, None)
+    return float(np.sum(overlap * values) / (hi - lo))
+
+
+# --------------------------------------------------------------------------- health
+
+
+def idle_releases(log: pd.DataFrame) -> pd.DataFrame:
+    """One row per ``idle_release``: time, chat_id, operator_id (row's, else the chat's
+    assignee), from_state, ``operator_idle`` (ground truth, <NA> without ground truth),
+    ``false_positive``."""
+    log = prepare(log)
+    truth_mask = log["event"].isin([OperatorEvent.IDLE.value, OperatorEvent.ACTIVE.value])
+    has_truth = bool(truth_mask.any())
+    online = online_intervals(log) if has_truth else {}
+    idle_changes: dict[int, list[tuple[float, bool]]] = {}
+    for t, op, ev in zip(log.loc[truth_mask, "time"], _col(log.loc[truth_mask], "operator_id"),
+                         _col(log.loc[truth_mask], "event")):
+        if op is not None:
+            idle_changes.setdefault(int(op), []).append((float(t), ev == OperatorEvent.IDLE.value))
+    assignee: dict[int, int | None] = {}
+    out: list[tuple] = []
+    relevant = log.loc[log["event"].isin([Event.ASSIGN.value, Event.IDLE_RELEASE.value])]
+    for t, chat, op, ev, frm in zip(relevant["time"].to_numpy(), _col(relevant, "chat_id"),
+                                    _col(relevant, "operator_id"), _col(relevant, "event"),
+                                    _col(relevant, "from_state")):
+        if ev == Event.ASSIGN.value:
+            if chat is not None:
+                assignee[int(chat)] = op
+            continue
+        who = op if op is not None else (assignee.get(int(chat)) if chat is not None else None)
+        idle: bool | None = None
+        if has_truth and who is not None:
+            idle = False
+            for ct, is_idle in idle_changes.get(int(who), []):
+                if ct <= t:
+                    idle = is_idle
+                else:
+                    break
+            idle = idle or not _online_at(online.get(int(who), [(0.0, math.inf)]), float(t))
+        false_positive = frm == _WR or (has_truth and idle is False)
+        out.append((float(t), chat, who, frm, idle, bool(false_positive)))
+    frame = pd.DataFrame(out, columns=["time", "chat_id", "operator_id", "from_state", "operator_idle", "false_positive"])
+    frame = frame.astype({"time": "float64", "chat_id": "Int64", "operator_id": "Int64",
+                          "operator_idle": "boolean", "false_positive": "bool"})
+    frame.attrs["ground_truth"] = has_truth
+    return frame
+

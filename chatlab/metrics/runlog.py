@@ -1,0 +1,179 @@
+"""A run's event log as the metrics read it: canonical frame, run window, operators, JSON-safe facts.
+
+Every metric function starts from :func:`prepare` (the typed, time-sorted frame of
+``sim/eventlog.py``) and reads run-level facts from ``log.attrs`` through the helpers here, so
+the definitions in ``docs/semantics.md`` ("Metrics") are applied the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sim.errors import InvalidEventLog
+from sim.eventlog import COLUMNS, DTYPES, coerce
+from sim.statemachine import State
+
+DEFAULT_SERVICE_LEVEL_T = 60.0
+DEFAULT_STUCK_AFTER = 3600.0
+#: States whose occupancy is measured (``completed`` is terminal).
+OPEN_STATES: tuple[str, ...] = (
+    State.WAITING_ASSIGNMENT.value,
+    State.ASSIGNED.value,
+    State.WAITING_REAL_USER_REPLY.value,
+)
+ALL_STATES: tuple[str, ...] = (*OPEN_STATES, State.COMPLETED.value)
+
+_WA = State.WAITING_ASSIGNMENT.value
+_AS = State.ASSIGNED.value
+_WR = State.WAITING_REAL_USER_REPLY.value
+
+def prepare(log: pd.DataFrame) -> pd.DataFrame:
+    """Return the log with canonical dtypes, sorted by time (stable), ``attrs`` kept.
+
+    Accepts anything :func:`sim.eventlog.coerce` accepts, so hand-built frames and logs read
+    from CSV work too; raises :class:`~sim.eventlog.InvalidEventLog` otherwise.
+    """
+    if not isinstance(log, pd.DataFrame):
+        raise InvalidEventLog(f"expected an event-log DataFrame, got {type(log).__name__}")
+    if _is_canonical(log):
+        return log  # already prepared: every function here calls prepare(), keep that free
+    attrs = dict(log.attrs)
+    out = coerce(log)
+    if len(out) and not out["time"].is_monotonic_increasing:
+        out = out.sort_values("time", kind="stable")
+    out = out.reset_index(drop=True)
+    out.attrs = attrs
+    return out
+
+
+def _is_canonical(log: pd.DataFrame) -> bool:
+    """Columns, dtypes, a 0..n-1 index and time order exactly as :func:`prepare` leaves them."""
+    if tuple(log.columns) != COLUMNS or not isinstance(log.index, pd.RangeIndex) or log.index.start != 0:
+        return False
+    for col, dtype in DTYPES.items():
+        have = log[col].dtype
+        if col == "reason":
+            if not isinstance(have, pd.CategoricalDtype):
+                return False
+        elif have != dtype:
+            return False
+    return bool(log["time"].is_monotonic_increasing) if len(log) else True
+
+
+def run_duration(log: pd.DataFrame) -> float:
+    """Length of the run window: ``attrs["duration"]``, else the last event's time (0 if empty)."""
+    value = log.attrs.get("duration")
+    last = float(log["time"].max()) if len(log) else 0.0
+    if value is not None:
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            value = None
+    if value is None or not math.isfinite(value) or value <= 0:
+        return max(last, 0.0)
+    return value
+
+
+def declared_operators(attrs: Mapping[str, Any]) -> list[int]:
+    """Operator ids named in ``attrs["operators"]`` (a list of ids, or of dicts/objects with an id).
+
+    A bare count cannot name ids, so it contributes nothing here (the log still does).
+    """
+    ops = attrs.get("operators")
+    if ops is None or isinstance(ops, (int, float, str)):
+        return []
+    if isinstance(ops, Mapping):
+        ops = list(ops.keys())
+    ids: list[int] = []
+    for item in ops:
+        if isinstance(item, Mapping):
+            item = item.get("operator_id", item.get("id"))
+        elif not isinstance(item, (int, np.integer, str)):
+            item = getattr(item, "operator_id", getattr(item, "id", None))
+        try:
+            ids.append(int(item))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            continue
+    return ids
+
+
+def operator_ids(log: pd.DataFrame) -> list[int]:
+    """All operators of the run: declared in attrs or seen in any row, sorted."""
+    seen = set(int(x) for x in log["operator_id"].dropna().unique())
+    return sorted(seen | set(declared_operators(log.attrs)))
+
+
+def stuck_threshold(attrs: Mapping[str, Any], stuck_after: float | None = None) -> float:
+    """The stuck threshold: the argument, else ``attrs["stuck_after"]``, else 3600 s."""
+    if stuck_after is not None:
+        return float(stuck_after)
+    for key in ("stuck_after", "stuck_threshold"):
+        value = attrs.get(key)
+        if isinstance(value, (int, float)) and value > 0:
+            return float(value)
+    return DEFAULT_STUCK_AFTER
+
+
+def _col(log: pd.DataFrame, name: str) -> np.ndarray:
+    """A column as a numpy object array with ``None`` for missing values."""
+    return log[name].astype(object).where(log[name].notna(), None).to_numpy()
+
+
+def _num(value: Any) -> float | None:
+    """A float for JSON: ``None`` for NaN/inf/missing."""
+    if value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _rate(num: float, den: float) -> float | None:
+    return float(num) / float(den) if den else None
+
+
+def jsonable(value: Any) -> Any:
+    """Make attrs values JSON-safe (numpy scalars, enums, dataclasses, paths, NaN)."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return _num(value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset, np.ndarray)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "value") and isinstance(getattr(value, "value"), (str, int)):
+        return value.value
+    if hasattr(value, "__dataclass_fields__"):
+        import dataclasses
+
+        return jsonable(dataclasses.asdict(value))
+    return str(value)
+
+
+def run_info(log: pd.DataFrame) -> dict[str, Any]:
+    """The run-level facts of ``attrs`` that reports print (JSON-safe)."""
+    a = log.attrs
+    ops = a.get("operators")
+    return {
+        "scenario": jsonable(a.get("scenario")),
+        "policy": jsonable(getattr(a.get("policy"), "name", a.get("policy"))),
+        "policy_params": jsonable(a.get("policy_params") or {}),
+        "seed": jsonable(a.get("seed")),
+        "source": jsonable(a.get("source")),
+        "mode": jsonable(a.get("mode")),
+        "time_scale": jsonable(a.get("time_scale")),
+        "duration_s": run_duration(log),
+        "operators": len(operator_ids(log)) if not isinstance(ops, (int, np.integer)) else max(int(ops), len(operator_ids(log))),
+        "events": int(len(log)),
+    }
+

@@ -1,0 +1,155 @@
+"""The ``metrics.json`` schema: every key, what it means, and the README table generated from it.
+
+A test checks that :func:`documented_keys` equals the keys :func:`chatlab.metrics.compute_metrics`
+really returns, so the documentation cannot drift from the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from chatlab.metrics.runlog import OPEN_STATES
+
+#: Bump when a key of :func:`compute_metrics` changes meaning or disappears.
+SCHEMA_VERSION = 1
+
+METRIC_DOCS: dict[str, str] = {
+    "schema_version": "version of this key layout (bumped when a key changes meaning)",
+    "run.scenario": "scenario name (attrs)",
+    "run.policy": "policy name (attrs)",
+    "run.policy_params": "policy parameters, e.g. {\"fallback_after\": 300} (attrs; JSON text in CSV)",
+    "run.seed": "random seed (attrs)",
+    "run.source": "where the log came from: sim, db, loadtest ... (attrs)",
+    "run.mode": "assignment mode, e.g. pull/push (attrs)",
+    "run.time_scale": "scenario seconds per wall second (attrs; load tests)",
+    "run.duration_s": "length of the run window in scenario seconds",
+    "run.operators": "number of operators in the run",
+    "run.events": "rows in the event log",
+    "params.service_level_t_s": "service-level threshold T used for wait.service_level (s)",
+    "params.stuck_after_s": "threshold above which an assigned stay counts as stuck (s)",
+    "counts.chats": "distinct chats in the log",
+    "counts.assignments": "assign events",
+    "counts.replies": "operator_reply events (handled messages)",
+    "counts.user_messages": "user_message events (including the one that opens a chat)",
+    "counts.unassigns": "unassign events",
+    "counts.idle_releases": "idle_release events",
+    "counts.stuck_releases": "stuck_release events",
+    "counts.ended": "end events",
+    "counts.resolved": "end events with reason resolved",
+    "counts.abandoned": "end events with reason abandoned",
+    "fairness.operators": "operators the fairness indices are computed over (all of the run's operators)",
+    "fairness.<dist>.n": "operators in this distribution (per-online-hour ones: operators online at all)",
+    "fairness.<dist>.total": "sum of the values",
+    "fairness.<dist>.mean": "mean value per operator",
+    "fairness.<dist>.min": "smallest value",
+    "fairness.<dist>.max": "largest value",
+    "fairness.<dist>.gini": "Gini coefficient: 0 even, (n-1)/n one operator takes all; null if nothing to share",
+    "fairness.<dist>.jain": "Jain's index (sum x)^2/(n sum x^2): 1 even, 1/n one takes all; null if nothing",
+    "fairness.<dist>.cv": "coefficient of variation (population std / mean); null if mean is 0",
+    "fairness.<dist>.max_min_ratio": "max / min; null when min is 0",
+    "wait.waits": "waits for assignment that started (served + censored)",
+    "wait.served": "waits ended by an assign",
+    "wait.mean_s": "mean served wait (s)",
+    "wait.p50_s": "median served wait (s, linear interpolation)",
+    "wait.p90_s": "90th percentile served wait (s)",
+    "wait.p99_s": "99th percentile served wait (s)",
+    "wait.max_s": "longest served wait (s)",
+    "wait.service_level_t_s": "threshold T (s)",
+    "wait.served_within_t": "served waits with wait <= T",
+    "wait.service_level": "served within T / waits with a known outcome (served + ended in queue + open > T)",
+    "wait.service_level_served_only": "served within T / served",
+    "wait.censored": "waits not ended by an assign (censored_ended + censored_open)",
+    "wait.censored_ended": "waits ended by the chat ending while queued (e.g. abandoned)",
+    "wait.censored_open": "waits still open at the end of the run",
+    "wait.censored_mean_s": "mean censored length (a lower bound of the real wait) (s)",
+    "wait.censored_max_s": "longest censored length (s)",
+    "wait.abandoned": "chats ended with reason abandoned",
+    "wait.abandonment_rate": "abandoned / chats",
+    "assignment.total": "assign events",
+    "assignment.repeat": "assigns to the same operator as the chat's previous assign",
+    "assignment.repeat_rate": "repeat / total (0 under the seed's fix)",
+    "assignment.premature": "assigns from waiting_real_user_reply (nothing to answer)",
+    "assignment.premature_rate": "premature / total (0 under the seed's fix)",
+    "health.stuck_after_s": "stuck threshold (s)",
+    "health.stuck_chats": "chats with at least one assigned stay longer than the threshold",
+    "health.stuck_episodes": "assigned stays longer than the threshold",
+    "health.stuck_open_at_end": "of those, still assigned when the run ended",
+    "health.stuck_releases": "stuck_release events",
+    "health.idle_releases": "idle_release events",
+    "health.idle_ground_truth": "true when the log has operator_idle/operator_active rows to judge releases by",
+    "health.idle_false_positives": "idle releases of a chat whose operator was not idle/offline, or from waiting_real_user_reply",
+    "health.idle_false_positive_rate": "idle_false_positives / idle_releases",
+    "health.queue_mean": "time-weighted mean number of chats in waiting_assignment",
+    "health.queue_max": "largest queue length",
+    "health.queue_final": "queue length at the end of the run",
+    "occupancy.<state>.seconds": "chat-seconds spent in the state",
+    "occupancy.<state>.share": "share of all open-state chat-seconds",
+}
+FAIRNESS_DISTRIBUTIONS: tuple[str, ...] = (
+    "assignments", "replies", "assignments_per_online_hour", "replies_per_online_hour",
+)
+
+
+def documented_keys() -> list[str]:
+    """:data:`METRIC_DOCS` with the placeholders expanded, in :func:`compute_metrics` order."""
+    keys: list[str] = []
+    for key in METRIC_DOCS:
+        if "<dist>" in key:
+            continue
+        if "<state>" in key:
+            continue
+        keys.append(key)
+    expanded: list[str] = []
+    for key in keys:
+        expanded.append(key)
+        if key == "fairness.operators":
+            stats = [k.split(".")[-1] for k in METRIC_DOCS if k.startswith("fairness.<dist>.")]
+            expanded += [f"fairness.{d}.{s}" for d in FAIRNESS_DISTRIBUTIONS for s in stats]
+    stats = [k.split(".")[-1] for k in METRIC_DOCS if k.startswith("occupancy.<state>.")]
+    expanded += [f"occupancy.{st}.{s}" for st in OPEN_STATES for s in stats]
+    return expanded
+
+
+def metric_docs_markdown() -> str:
+    """The README's ``metrics.json`` key table, generated from :data:`METRIC_DOCS` so they cannot drift.
+
+    ``<dist>`` is one of :data:`FAIRNESS_DISTRIBUTIONS`; ``<state>`` one of :data:`OPEN_STATES`.
+    """
+    lines = ["| key | meaning |", "|---|---|"]
+    lines += [f"| `{key}` | {text.replace('|', '/')} |" for key, text in METRIC_DOCS.items()]
+    return "\n".join(lines)
+
+
+def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted keys (``wait.p99_s``) for CSV rows and tables; ``run.policy_params`` becomes JSON text."""
+    flat: dict[str, Any] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and name != "run.policy_params":
+            flat.update(flatten_metrics(value, f"{name}."))
+        elif isinstance(value, Mapping):
+            flat[name] = json.dumps(value, sort_keys=True)
+        else:
+            flat[name] = value
+    return flat
+
+
+def metric_keys() -> list[str]:
+    """Every dotted key :func:`compute_metrics` returns (computed on an empty log)."""
+    from chatlab.metrics.analysis import compute_metrics  # at call time: analysis imports this module
+    from sim.eventlog import empty_log
+
+    return list(flatten_metrics(compute_metrics(empty_log({"duration": 1.0}))).keys())
+
+
+def get_metric(metrics: Mapping[str, Any], dotted: str) -> Any:
+    """Look up ``"wait.p99_s"`` in a nested metrics dict; ``KeyError`` names the missing part."""
+    value: Any = metrics
+    for part in dotted.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            raise KeyError(dotted)
+        value = value[part]
+    return value
+

@@ -1,0 +1,117 @@
+"""The "Simulation vs load test" section and files of ``chatlab compare-real``.
+
+The numbers come from :class:`chatlab.metrics.Pair` (both sides analysed by the same metrics;
+relative difference ``(load test - simulation) / |simulation|``); this module chooses the
+compared metrics, formats them, and writes ``sim_vs_real.csv`` / ``sim_vs_real.json``.  On a
+rebuild the pairs are found again among the runs by their labels (``sim:<policy>``,
+``db:<policy>``) and the notes come back from ``sim_vs_real.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from chatlab.metrics import Analysis, Pair, jsonable
+from chatlab.report.document import Bullets, Section, Table, Text
+from chatlab.report.files import ReportError
+from chatlab.report.tables import format_value, text_table
+
+FILE_JSON, FILE_CSV = "sim_vs_real.json", "sim_vs_real.csv"
+SIM_PREFIX, DB_PREFIX = "sim:", "db:"
+
+#: (dotted metric key, row label, format for chatlab.report.tables.format_value)
+COMPARED: tuple[tuple[str, str, str], ...] = (
+    ("counts.chats", "chats", "d"),
+    ("counts.assignments", "assignments", "d"),
+    ("counts.replies", "replies", "d"),
+    ("assignment.repeat", "repeat assignments", "d"),
+    ("assignment.repeat_rate", "repeat rate", "%"),
+    ("assignment.premature", "premature assignments", "d"),
+    ("assignment.premature_rate", "premature rate", "%"),
+    ("fairness.assignments.jain", "Jain (assignments)", "3"),
+    ("fairness.assignments.gini", "Gini (assignments)", "3"),
+    ("wait.mean_s", "mean wait (s)", "1"),
+    ("wait.p50_s", "p50 wait (s)", "1"),
+    ("wait.p90_s", "p90 wait (s)", "1"),
+    ("wait.p99_s", "p99 wait (s)", "1"),
+    ("wait.abandonment_rate", "abandonment rate", "%"),
+    ("health.idle_releases", "idle releases", "d"),
+    ("health.queue_mean", "mean queue length", "2"),
+)
+_KEYS = tuple(k for k, _, _ in COMPARED)
+
+
+def raw_table(pairs: Sequence[Pair]) -> pd.DataFrame:
+    """All pairs' rows (numbers, not strings) — what ``sim_vs_real.csv`` holds."""
+    labels = {k: label for k, label, _ in COMPARED}
+    rows = [{"policy": r["policy"], "metric": labels[r["key"]], **{k: v for k, v in r.items() if k != "policy"}}
+            for p in pairs for r in p.rows(_KEYS)]
+    return pd.DataFrame(rows, columns=["policy", "metric", "key", "simulation", "load_test", "relative_difference"])
+
+
+def display_table(pair: Pair) -> pd.DataFrame:
+    """One pair formatted for humans: metric | simulation | load test | relative difference."""
+    rows = pair.rows(_KEYS)
+    frame = pd.DataFrame({
+        "simulation": [format_value(r["simulation"], fmt) for r, (_, _, fmt) in zip(rows, COMPARED)],
+        "load test": [format_value(r["load_test"], fmt) for r, (_, _, fmt) in zip(rows, COMPARED)],
+        "relative difference": ["-" if r["relative_difference"] is None else f"{100 * r['relative_difference']:+.1f}%"
+                                for r in rows],
+    }, index=[label for _, label, _ in COMPARED])
+    frame.index.name = pair.policy
+    return frame
+
+
+def text_summary(pairs: Sequence[Pair]) -> str:
+    """The terminal version of the table (one block per policy)."""
+    return "\n\n".join(text_table(display_table(p)) for p in pairs)
+
+
+def section(pairs: Sequence[Pair], notes: Sequence[str]) -> list[Section]:
+    """The overview section and one sub-section per policy."""
+    head = Section("Simulation vs load test", (
+        Text("Same scenario and duration; the load test ran the real SQL functions under Locust. "
+             "Relative difference = (load test - simulation) / |simulation|; `-` where undefined."),
+        *((Bullets(tuple(notes)),) if notes else ())))
+    return [head] + [Section(p.policy, (Table(display_table(p)),), level=3) for p in pairs]
+
+
+def write_files(pairs: Sequence[Pair], out_dir: Path, *, scenario: str, notes: Sequence[str]) -> None:
+    """``sim_vs_real.csv`` (every number) and ``sim_vs_real.json`` (the same, plus the notes)."""
+    raw_table(pairs).to_csv(out_dir / FILE_CSV, index=False)
+    (out_dir / FILE_JSON).write_text(json.dumps(
+        {"scenario": scenario, "definition": "relative_difference = (load_test - simulation) / |simulation|",
+         "notes": list(notes),
+         "policies": {p.policy: {r["key"]: {k: jsonable(r[k]) for k in ("simulation", "load_test", "relative_difference")}
+                                 for r in p.rows(_KEYS)} for p in pairs}},
+        indent=2, allow_nan=False) + "\n")
+
+
+def pairs_of(runs: Sequence[Analysis]) -> list[Pair]:
+    """The (simulation, load test) pairs among runs labelled ``sim:<policy>`` / ``db:<policy>``."""
+    by_label = {r.label: r for r in runs}
+    pairs = []
+    for run in runs:
+        if run.label.startswith(SIM_PREFIX):
+            policy = run.label[len(SIM_PREFIX):]
+            db = by_label.get(DB_PREFIX + policy)
+            if db is None:
+                raise ReportError(f"run {run.label!r} has no load-test partner labelled {DB_PREFIX + policy!r}")
+            pairs.append(Pair(policy, run, db))
+    return pairs
+
+
+def read_saved(out_dir: Path) -> dict[str, Any] | None:
+    """``sim_vs_real.json`` of a compare-real directory, or None."""
+    path = Path(out_dir) / FILE_JSON
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"{path}: cannot read ({exc})") from None

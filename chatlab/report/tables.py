@@ -1,0 +1,139 @@
+"""The key-metrics table of one or more runs: which metrics, in which order, formatted how.
+
+One row per metric (:data:`SUMMARY_ROWS`; the terminal shows :data:`TERMINAL_ROWS`), one
+column per run; a run pooled over seeds shows ``mean ± std``.  The cells are strings, so the
+same table goes to the terminal (:func:`text_table`), Markdown and HTML.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from chatlab.metrics import Analysis, get_metric
+
+#: (dotted metric key, row label, format) of the summary tables, in order.
+SUMMARY_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("run.policy", "policy", "s"),
+    ("run.seed", "seed", "s"),
+    ("run.duration_s", "duration (h)", "h"),
+    ("run.operators", "operators", "d"),
+    ("counts.chats", "chats", "d"),
+    ("counts.assignments", "assignments", "d"),
+    ("counts.replies", "handled messages (replies)", "d"),
+    ("assignment.repeat", "repeat assignments", "d"),
+    ("assignment.repeat_rate", "repeat rate", "%"),
+    ("assignment.premature", "premature assignments", "d"),
+    ("assignment.premature_rate", "premature rate", "%"),
+    ("fairness.assignments.gini", "Gini (assignments)", "3"),
+    ("fairness.assignments.jain", "Jain (assignments)", "3"),
+    ("fairness.assignments.cv", "CV (assignments)", "3"),
+    ("fairness.assignments.max_min_ratio", "max/min (assignments)", "2"),
+    ("fairness.assignments_per_online_hour.gini", "Gini (assignments per online h)", "3"),
+    ("fairness.assignments_per_online_hour.jain", "Jain (assignments per online h)", "3"),
+    ("fairness.replies.jain", "Jain (replies)", "3"),
+    ("wait.served", "waits served", "d"),
+    ("wait.mean_s", "mean wait (s)", "1"),
+    ("wait.p50_s", "p50 wait (s)", "1"),
+    ("wait.p90_s", "p90 wait (s)", "1"),
+    ("wait.p99_s", "p99 wait (s)", "1"),
+    ("wait.max_s", "max wait (s)", "1"),
+    ("wait.service_level", "service level (≤ T)", "%"),
+    ("wait.censored", "censored waits", "d"),
+    ("wait.abandonment_rate", "abandonment rate", "%"),
+    ("health.stuck_chats", "stuck chats", "d"),
+    ("health.idle_releases", "idle releases", "d"),
+    ("health.idle_false_positives", "idle false positives", "d"),
+    ("health.queue_mean", "mean queue length", "2"),
+    ("health.queue_max", "max queue length", "d"),
+    ("occupancy.waiting_assignment.share", "time share waiting_assignment", "%"),
+    ("occupancy.assigned.share", "time share assigned", "%"),
+    ("occupancy.waiting_real_user_reply.share", "time share waiting_real_user_reply", "%"),
+)
+
+
+#: The shorter table ``chatlab compare`` prints in the terminal (the full one is in summary.md).
+TERMINAL_ROWS: tuple[tuple[str, str, str], ...] = tuple(
+    r for r in SUMMARY_ROWS if r[0] in (
+        "counts.chats", "counts.assignments", "assignment.repeat", "assignment.repeat_rate",
+        "assignment.premature_rate", "fairness.assignments.gini", "fairness.assignments_per_online_hour.jain",
+        "wait.mean_s", "wait.p90_s", "wait.p99_s", "wait.service_level", "wait.abandonment_rate",
+        "health.stuck_chats", "health.idle_false_positives", "health.queue_mean",
+    )
+)
+
+
+def format_value(value: Any, fmt: str) -> str:
+    """One table cell: ``-`` for missing, percentages with one decimal, counts as integers."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if fmt == "s":
+        return str(value)
+    if fmt == "d":
+        return f"{int(value):d}"
+    if fmt == "%":
+        return f"{100 * float(value):.1f}%"
+    if fmt == "h":
+        return f"{float(value) / 3600:.2f}"
+    return f"{float(value):.{int(fmt)}f}"
+
+
+def format_spread(mean: Any, std: Any, fmt: str) -> str:
+    """A cell of a multi-seed table: ``mean ± std`` (counts get one decimal when not whole)."""
+    if fmt == "d" and mean is not None and float(mean) != int(float(mean)):
+        fmt = "1"
+    text = format_value(mean, fmt)
+    if std is None or text == "-" or fmt == "s":
+        return text
+    return f"{text} ± {format_value(std, '1' if fmt == 'd' else fmt)}"
+
+
+def summary_table(runs: Sequence[Analysis], rows: Sequence[tuple[str, str, str]] = SUMMARY_ROWS) -> pd.DataFrame:
+    """Key metrics as formatted strings: one row per metric, one column per run.
+
+    A run pooled over seeds (``run.spread`` set) shows ``mean ± std`` and its seeds.
+    """
+    data = {}
+    for run in runs:
+        col = []
+        for key, _, fmt in rows:
+            try:
+                value = get_metric(run.metrics, key)
+            except KeyError:
+                col.append("-")
+                continue
+            if key == "run.seed" and run.seeds:
+                col.append(",".join(map(str, run.seeds)))
+            elif run.spread is not None:
+                try:
+                    std = get_metric(run.spread, key)
+                except KeyError:
+                    std = None
+                col.append(format_spread(value, std, fmt))
+            else:
+                col.append(format_value(value, fmt))
+        data[run.label] = col
+    frame = pd.DataFrame(data, index=[label for _, label, _ in rows])
+    frame.index.name = "metric"
+    return frame
+
+
+def text_table(frame: pd.DataFrame) -> str:
+    """A plain aligned table for the terminal (index as the first column)."""
+    header = [frame.index.name or ""] + [str(c) for c in frame.columns]
+    body = [[str(i)] + [str(v) for v in row] for i, row in zip(frame.index, frame.itertuples(index=False))]
+    widths = [max(len(r[k]) for r in [header, *body]) for k in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if k == 0 else c.rjust(w) for k, (c, w) in enumerate(zip(cells, widths)))
+
+    return "\n".join([line(header), "  ".join("-" * w for w in widths), *(line(r) for r in body)])
+
+
+def slug(label: str) -> str:
+    """A file-system-safe directory name for a run label."""
+    return re.sub(r"[^A-Za-z0-9._=,-]+", "_", label).strip("_") or "run"

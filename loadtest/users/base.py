@@ -1,0 +1,38 @@
+"""``ChatUser``: the abstract Locust user that owns one connection of the lab's typed client.
+
+As Locust's own ``HttpUser`` owns its ``client``, a ``ChatUser`` opens a
+:class:`~chatlab.db.client.ChatDB` in ``on_start`` and closes it in ``on_stop``; every call
+on it is reported to Locust (:class:`~loadtest.reporting.LocustReporter`).  Subclasses set
+``role`` (the connection's ``application_name`` and the requests' context) and add their
+tasks; :meth:`connect` opens a second connection for a user with a second greenlet.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from locust import User, constant
+
+from chatlab.db.client import ChatDB
+from loadtest.reporting import LocustReporter
+from loadtest.runtime import current
+
+
+class ChatUser(User):
+    abstract = True
+    wait_time = constant(0)
+    role: ClassVar[str] = "user"
+
+    def on_start(self) -> None:
+        self.db = self.connect()
+
+    def on_stop(self) -> None:
+        db = getattr(self, "db", None)
+        if db is not None:
+            db.close()
+
+    def connect(self) -> ChatDB:
+        """A new connection to the run's schema, reporting every call to this user's Locust environment."""
+        settings = current().settings
+        return ChatDB(settings.dsn, settings.schema, application_name=f"chatlab-{self.role}",
+                      observer=LocustReporter(self.environment, {"role": self.role}))

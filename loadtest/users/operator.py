@@ -1,0 +1,207 @@
+"""``Operator``: one seeded operator acting out the model's two loops on the real database.
+
+* the *worker* (the Locust task) answers the held chats' messages one at a time
+  (``handle_time``; sometimes a hand-back; sometimes first an idle spell without replies or
+  heartbeats, which idle detection must catch);
+* the *poller* (a second greenlet with its own connection) asks
+  ``assign_chat_to_operator`` whenever a slot is free, then every ``poll_interval``, and
+  heartbeats when the operator showed no activity for ``idle_after / 2``.
+
+They wake each other as the model's loops do (a taken chat wakes the worker, a freed slot
+wakes the poller); what the database may have changed behind their back (idle detection, a
+user writing to a held chat) they see by polling it.  Which seeded operator a Locust user
+plays is claimed with an advisory lock, so it is unique across distributed workers too.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import gevent
+from gevent.event import Event as Wake
+from locust import task
+from locust.exception import StopUser
+
+from chatlab.db.client import ChatDB
+from loadtest.reporting import attempt
+from loadtest.runtime import CLIENT_POLL, MIN_POLL_WALL_S, Runtime, current
+from loadtest.settings import SeededOperator
+from loadtest.users.base import ChatUser
+from sim.errors import ChatLabError
+from sim.population import Streams
+
+log = logging.getLogger("chatlab.loadtest")
+
+
+class Operator(ChatUser):
+    role = "operator"
+    fixed_count = 1  # set to the number of seeded operators when the configuration is read
+
+    def on_start(self) -> None:
+        super().on_start()
+        run = current()
+        self.me = self._claim(run)
+        if self.me is None:
+            self.db.close()
+            raise StopUser()
+        self.op = self.me.operator_id
+        self.rng = Streams(run.settings.seed).operators(len(run.settings.operators))[self.op - 1]
+        self.idle = False
+        self.on_shift_db: bool | None = None  # the shift state we last told the database
+        self.last_activity = 0.0  # scenario time of our last activity (login, reply, unassign, touch)
+        self.work_wake, self.poll_wake = Wake(), Wake()
+        self.poll_db = self.connect()
+        self.poller = gevent.spawn(self._poller, run)
+
+    def _claim(self, run: Runtime) -> SeededOperator | None:
+        for op in run.settings.operators:
+            if self.db.try_claim(run.lock_namespace, op.operator_id):
+                return op
+        return None
+
+    def on_stop(self) -> None:
+        poller = getattr(self, "poller", None)
+        if poller is not None:
+            poller.kill(block=True, timeout=2)
+            self.poll_db.close()
+        super().on_stop()
+
+    # time and shifts -----------------------------------------------------------------------
+    def on_shift(self, now: float) -> bool:
+        return not self.me.shifts or any(a <= now < b for a, b in self.me.shifts)
+
+    def next_shift_change(self, now: float) -> float:
+        edges = [t for a, b in self.me.shifts for t in (a, b) if t > now]
+        return min(edges) if edges else math.inf
+
+    def _sleep(self, run: Runtime, until: float, wake: Wake | None = None) -> None:
+        """Sleep until scenario time ``until`` (or the next shift change, or ``wake`` is set)."""
+        clock = run.clock
+        now = clock.now()
+        until = min(until, self.next_shift_change(now))
+        if until <= now:
+            time.sleep(MIN_POLL_WALL_S)
+            return
+        wall = max(MIN_POLL_WALL_S, clock.wall(until - now)) if math.isfinite(until) else None
+        if wake is None:
+            gevent.sleep(wall if wall is not None else 3600.0)
+        else:
+            wake.wait(wall)
+            wake.clear()
+
+    def _log_in(self, run: Runtime, db: ChatDB, online: bool) -> None:
+        attempt(db.set_operator_online, self.op, online)  # offline releases what it held; online = activity
+        self.last_activity = run.clock.now()
+        run.count("logins" if online else "logouts")
+
+    # the worker (the Locust task) ----------------------------------------------------------
+    @task
+    def work(self) -> None:
+        run = current()
+        while not run.stopping:
+            try:
+                self._work_step(run)
+            except ChatLabError:
+                run.count("operator_errors")
+                time.sleep(run.poll_wall(run.scenario.policy.poll_interval))
+
+    def _work_step(self, run: Runtime) -> None:
+        sc, clock = run.scenario, run.clock
+        ops = sc.operators
+        now = clock.now()
+        shift = self.on_shift(now)
+        if shift != self.on_shift_db:  # a shift starts or ends (the model's shift process)
+            if shift and not self.idle:
+                self._log_in(run, self.db, True)
+            elif not shift and self.on_shift_db:
+                self._log_in(run, self.db, False)
+            self.on_shift_db = shift
+            self.poll_wake.set()
+        if not shift:
+            self._sleep(run, math.inf)
+            return
+        pending = self.db.inbox(self.op).pending
+        if not pending:
+            # nothing to answer: the poller wakes us when it takes a chat; a user writing to
+            # a chat we hold (legacy) we only see by looking
+            self._sleep(run, now + min(CLIENT_POLL, sc.policy.poll_interval), self.work_wake)
+            return
+        work = pending[0]
+        if ops.idle_probability and self.rng.random() < ops.idle_probability:
+            self._idle(run)
+            return
+        self._sleep(run, now + float(ops.handle_time.sample(self.rng)))
+        if run.stopping or not self.on_shift(clock.now()):
+            return  # the shift ended meanwhile: logging out released the chat (effort lost)
+        if ops.unassign_probability and self.rng.random() < ops.unassign_probability:
+            done = attempt(self.db.unassign_chat, self.op, work.chat_id)[0]
+            run.count("unassigns" if done else "unassign_lost")
+        else:  # not done: idle detection or a stuck release took it meanwhile (effort lost)
+            done = attempt(self.db.operator_message, self.op, work.chat_id, "answer")[0]
+            run.count("replies" if done else "reply_lost")
+        if done:
+            self.last_activity = clock.now()
+        self.poll_wake.set()  # a slot is free: the poller asks again
+
+    def _idle(self, run: Runtime) -> None:
+        """Silent for ``idle_duration``: no answers, no heartbeat, no polling."""
+        clock = run.clock
+        self.idle = True
+        run.count("idle_episodes")
+        end = clock.now() + float(run.scenario.operators.idle_duration.sample(self.rng))
+        try:
+            while clock.now() < end and not run.stopping:
+                self._sleep(run, end)  # a shift change wakes us early: keep being idle
+                if self.on_shift_db and not self.on_shift(clock.now()):
+                    self._log_in(run, self.db, False)  # the shift ends while away (the model's shift process)
+                    self.on_shift_db = False
+        finally:
+            self.idle = False
+        if self.on_shift_db and not run.stopping:
+            self._log_in(run, self.db, True)  # a touch if still online, a new login if logged out
+        self.poll_wake.set()
+
+    # the poller (a greenlet) -------------------------------------------------------------
+    def _poller(self, run: Runtime) -> None:
+        while not run.stopping:
+            try:
+                self._poll_step(run)
+            except ChatLabError:
+                run.count("poller_errors")
+                time.sleep(run.poll_wall(run.scenario.policy.poll_interval))
+            except gevent.GreenletExit:
+                raise
+            except Exception:  # never die silently: the operator would stop taking chats
+                log.exception("operator %s poller", self.op)
+                run.count("poller_crashes")
+                time.sleep(run.poll_wall(run.scenario.policy.poll_interval))
+
+    def _poll_step(self, run: Runtime) -> None:
+        sc, clock, db = run.scenario, run.clock, self.poll_db
+        pol, jobs = sc.policy, sc.jobs
+        now = clock.now()
+        if not self.on_shift(now) or self.idle or self.on_shift_db is None:
+            self._sleep(run, now + pol.poll_interval, self.poll_wake)
+            return
+        beat = jobs.idle_after / 4 if jobs.idle_detection_interval > 0 else math.inf
+        inbox = db.inbox(self.op)
+        if not inbox.online:  # logged out (idle detection) while away: log back in
+            self._log_in(run, db, True)
+        elif now - self.last_activity >= jobs.idle_after / 2:  # heartbeat (the model's rule)
+            attempt(db.touch_operator, self.op)
+            self.last_activity = now
+        if len(inbox.held) < self.me.max_chats:
+            # the SQL compares fallback_after with the database's (wall) clock
+            ok, got = attempt(db.assign_chat_to_operator, self.op, run.settings.policy,
+                              clock.wall(pol.fallback_after), run.salt())
+            if ok and got is not None:
+                run.count("assignments")
+                self.work_wake.set()
+                return  # ask again at once while a slot is free
+            self._sleep(run, now + min(pol.poll_interval, beat), self.poll_wake)
+        else:
+            # full: our own reply or hand-back wakes us; a slot freed behind our back (the user
+            # ended a held chat, a release) we only see by looking again
+            self._sleep(run, now + min(CLIENT_POLL, pol.poll_interval, beat), self.poll_wake)

@@ -1,0 +1,88 @@
+"""``RealUser``: a customer, one conversation at a time, taken from the open-loop arrival stream.
+
+The simulation's own users (same arrival instants, exchanges, patience and think times:
+``sim/population.py``), released at their instants by the feeder (``loadtest/listeners.py``);
+a RealUser takes the next one, opens the chat, waits for each answer, thinks, writes again,
+and ends the chat ``resolved`` — or ``abandoned`` when, ``patience`` after writing, nobody
+has taken it, as the model's user does.
+"""
+
+from __future__ import annotations
+
+import time
+
+from gevent.queue import Empty
+from locust import task
+
+from loadtest.reporting import attempt
+from loadtest.runtime import CLIENT_POLL, Runtime, current
+from loadtest.users.base import ChatUser
+from sim.errors import ChatLabError
+from sim.population import Arrival
+
+
+class RealUser(ChatUser):
+    role = "real_user"
+    weight = 1
+
+    @task
+    def next_conversation(self) -> None:
+        run = current()
+        try:
+            arrival = run.arrivals.get(timeout=0.5)
+        except Empty:
+            return
+        run.lateness.append(max(0.0, run.clock.now() - arrival.time))
+        try:
+            self.converse(run, arrival)
+        except ChatLabError:
+            run.count("conversations_failed")  # already a Locust failure; next arrival
+
+    def converse(self, run: Runtime, arrival: Arrival) -> None:
+        """Open the chat; per exchange: wait for the answer, think, write again (or end it)."""
+        clock, db = run.clock, self.db
+        real_user_id = run.worker_index * 1_000_000_000 + arrival.index + 1
+        chat_id = db.real_user_message(real_user_id, f"hello from user {real_user_id}")
+        run.count("chats_opened")
+        for i in range(arrival.exchanges):
+            if not self.wait_for_answer(run, chat_id, arrival.patience):
+                return
+            clock.sleep(arrival.thinks[i])
+            if run.stopping:
+                return
+            if i == arrival.exchanges - 1:
+                if attempt(db.end_chat, chat_id, "resolved")[0]:
+                    run.count("chats_resolved")
+                return
+            if not attempt(db.real_user_message, real_user_id, "reply", chat_id)[0]:
+                run.count("chats_closed_elsewhere")
+                return
+            run.count("user_messages")
+
+    def wait_for_answer(self, run: Runtime, chat_id: int, patience: float) -> bool:
+        """Poll until an operator answered my last message; False if the chat ended (or I gave up).
+
+        As the model: ``patience`` after writing, and every ``patience`` after that, a chat
+        still waiting for an operator is ended ``abandoned``.
+        """
+        clock = run.clock
+        next_check = clock.now() + patience
+        poll = run.poll_wall(min(CLIENT_POLL, run.scenario.policy.poll_interval))
+        while not run.stopping:
+            time.sleep(poll)
+            status = self.db.chat_status(chat_id)
+            if status is None or status[0] == "completed":
+                run.count("chats_closed_elsewhere")
+                return False
+            state, replied_at, asked_at = status
+            # an answer = an operator message after my last message (not the state: under the
+            # legacy policy a replied chat can be taken again before I look)
+            if replied_at is not None and (asked_at is None or replied_at > asked_at):
+                return True
+            if clock.now() >= next_check:
+                if state == "waiting_assignment":
+                    if attempt(self.db.end_chat, chat_id, "abandoned")[0]:
+                        run.count("chats_abandoned")
+                    return False
+                next_check += patience
+        return False
