@@ -27,11 +27,15 @@ Run-level facts (scenario name, policy, seed, source, duration, time scale) live
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
 from collections.abc import Iterable, Mapping
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sim.errors import InvalidEventLog
@@ -175,3 +179,80 @@ def read_log(path: str | Path) -> pd.DataFrame:
         return coerce(raw)
     except InvalidEventLog as exc:
         raise InvalidEventLog(f"{path}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- a run's log on disk
+
+#: The files a run's event log is saved as (Parquet keeps dtypes and attrs; CSV is for people).
+LOG_NAMES = ("events.parquet", "events.csv")
+#: The log's attrs and the run's label beside it (CSV cannot hold attrs).
+RUN_SIDECAR = "run.json"
+
+
+def jsonable(value: Any) -> Any:
+    """Make attrs values JSON-safe (numpy scalars, enums, dataclasses, paths, NaN)."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset, np.ndarray)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "value") and isinstance(getattr(value, "value"), (str, int)):
+        return value.value
+    if hasattr(value, "__dataclass_fields__"):
+        return jsonable(dataclasses.asdict(value))
+    return str(value)
+
+
+def save_log(log: pd.DataFrame, out_dir: Path, *, label: str | None = None) -> None:
+    """Write ``events.parquet``, ``events.csv`` and ``run.json`` (attrs + label) into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    attrs = jsonable(dict(log.attrs))
+    frame = log.copy()
+    frame.attrs = attrs  # parquet stores attrs as JSON: keep them JSON-safe
+    write_log(frame, out_dir / LOG_NAMES[0])
+    write_log(frame, out_dir / LOG_NAMES[1])
+    (out_dir / RUN_SIDECAR).write_text(json.dumps({"label": label, "attrs": attrs}, indent=2, allow_nan=False) + "\n")
+
+
+def load_log(path: Path) -> tuple[pd.DataFrame, str | None]:
+    """Read one event log; attrs come from the file (parquet) or a ``run.json`` beside it.
+
+    Returns the log and the label recorded in ``run.json`` (or ``None``).
+    """
+    path = Path(path)
+    log = read_log(path)
+    sidecar = path.parent / RUN_SIDECAR
+    label = None
+    if sidecar.exists():
+        try:
+            info = json.loads(sidecar.read_text())
+        except (OSError, ValueError) as exc:
+            raise InvalidEventLog(f"{sidecar}: cannot read run attributes ({exc})") from None
+        label = info.get("label")
+        for key, value in (info.get("attrs") or {}).items():
+            log.attrs.setdefault(key, value)
+    return log, label
+
+
+def run_log_path(path: Path) -> Path:
+    """The event log of one run: ``path`` itself, or the ``events.*`` file in a run's directory."""
+    path = Path(path)
+    if not path.exists():
+        raise InvalidEventLog(f"{path}: no such file or directory (expected an event log or a run's directory)")
+    if path.is_file():
+        return path
+    for name in LOG_NAMES:
+        if (path / name).is_file():
+            return path / name
+    runs = sorted({p.parent.name for name in LOG_NAMES for p in path.glob(f"*/{name}")})
+    if runs:
+        raise InvalidEventLog(f"{path}: holds {len(runs)} runs' event logs in its sub-directories; give one run's "
+                              f"directory or events file")
+    raise InvalidEventLog(f"{path}: no events.parquet or events.csv in it")
+

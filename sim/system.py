@@ -49,16 +49,21 @@ call changes several things, chat rows come first (in chat-id order), then the o
 
 from __future__ import annotations
 
-import functools
-import inspect
 import math
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from collections.abc import Iterable, Iterator
 
+from sim.calls import Call, recorded
+from sim.errors import (
+    ChatCompleted,
+    ChatNotAssigned,
+    InvalidArgument,
+    NotYourChat,
+    UnknownChat,
+    UnknownOperator,
+)
 from sim.eventlog import EventLogBuilder, OperatorEvent
-from sim.policies import POLICY_NAMES, ChatOrderedPolicy, ChatView, OperatorView, Policy, Snapshot, make_policy
-from sim.errors import ChatCompleted, ChatNotAssigned, InvalidArgument, NotYourChat, UnknownChat, UnknownOperator
+from sim.policies import POLICY_NAMES, ChatOrderedPolicy, Policy, Snapshot, make_policy
+from sim.records import AssignmentRecord, Chat, Operator
 from sim.statemachine import Event, State, next_state
 
 _WA, _AS, _WR, _DONE = State.WAITING_ASSIGNMENT, State.ASSIGNED, State.WAITING_REAL_USER_REPLY, State.COMPLETED
@@ -72,115 +77,6 @@ _FIX_ONLY_POLICIES = frozenset(
 _REQUESTER_ONLY_POLICIES = frozenset(
     type(make_policy(name)) for name in POLICY_NAMES if isinstance(make_policy(name), ChatOrderedPolicy)
 )
-
-
-# --------------------------------------------------------------------------- records
-
-
-@dataclass
-class Operator:
-    """Mutable operator row.  ``chats`` is the set of chat ids currently ``assigned`` to it."""
-
-    id: int
-    max_chats: int
-    online: bool = False
-    last_assigned_at: float | None = None
-    last_activity_at: float | None = None
-    chats: set[int] = field(default_factory=set)
-
-    @property
-    def active_chats(self) -> int:
-        return len(self.chats)
-
-    @property
-    def has_capacity(self) -> bool:
-        return self.online and len(self.chats) < self.max_chats
-
-    def view(self) -> OperatorView:
-        return OperatorView(self.id, self.online, len(self.chats), self.max_chats,
-                            self.last_assigned_at, self.last_activity_at)
-
-
-@dataclass
-class Chat:
-    """Mutable chat row.  ``assigned_at`` is the open history row's start (None when not assigned)."""
-
-    id: int
-    real_user_id: int
-    state: State
-    waiting_since: float
-    created_at: float
-    assigned_operator_id: int | None = None
-    last_operator_id: int | None = None
-    operator_replied_at: float | None = None
-    assigned_at: float | None = None
-    is_active: bool = True
-
-    def view(self) -> ChatView:
-        return ChatView(self.id, self.state, self.waiting_since, self.last_operator_id)
-
-
-@dataclass
-class AssignmentRecord:
-    """One row of the assignment history (``chat_assignments`` in SQL)."""
-
-    chat_id: int
-    operator_id: int
-    assigned_at: float
-    released_at: float | None = None
-    release_reason: str | None = None
-
-
-# --------------------------------------------------------------------------- call recording
-
-
-class Call(NamedTuple):
-    """One successful operation, for replaying the same sequence against SQL (``record_calls=True``).
-
-    ``args`` are the call's arguments by name (``now`` excluded: it is ``time``); a policy is
-    recorded as its name plus its parameters, so the call can be repeated against the SQL
-    ``assign_chat_to_operator(op, policy, fallback_after, salt)``.  ``result`` is what the
-    call returned (for ``assign``: the chosen chat or None — the decision to compare).
-    """
-
-    time: float
-    name: str
-    args: dict[str, Any]
-    result: Any
-
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def _recorded(fn: _F) -> _F:
-    """Record successful outermost calls in ``self.calls`` when it is a list (else no cost but a check)."""
-    sig = inspect.signature(fn)
-
-    @functools.wraps(fn)
-    def wrapper(self: "ChatSystem", *args: Any, **kwargs: Any) -> Any:
-        if self.calls is None:
-            return fn(self, *args, **kwargs)
-        self._depth += 1
-        try:
-            result = fn(self, *args, **kwargs)
-        finally:
-            self._depth -= 1
-        if self._depth == 0:
-            bound = sig.bind(self, *args, **kwargs)
-            bound.apply_defaults()
-            named = {k: v for k, v in bound.arguments.items() if k not in ("self", "now")}
-            policy = named.get("policy")
-            if isinstance(policy, Policy):
-                named["policy"] = policy.name
-                named.update(policy.params)
-            elif isinstance(policy, str) and policy == "exclude_last_fallback" and named.get("fallback_after") is None:
-                named.update(self._policy(policy).params)
-            if isinstance(result, list):
-                result = list(result)
-            self.calls.append(Call(self.now, fn.__name__, named, result))
-        return result
-
-    return wrapper  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------------- the system
@@ -275,7 +171,7 @@ class ChatSystem:
 
     # ----------------------------------------------------------------- operators
 
-    @_recorded
+    @recorded
     def create_operator(self, *, max_chats: int = 1, online: bool = False, now: float | None = None) -> int:
         """Add an operator (offline unless ``online``); return its id."""
         if isinstance(max_chats, bool) or not isinstance(max_chats, int) or max_chats < 1:
@@ -287,7 +183,7 @@ class ChatSystem:
             self.set_operator_online(op_id, True, now=t)
         return op_id
 
-    @_recorded
+    @recorded
     def set_operator_online(self, operator_id: int, online: bool, *, now: float | None = None) -> int:
         """Log an operator in (activity) or out (its assigned chats go back to the queue).
 
@@ -315,13 +211,13 @@ class ChatSystem:
         self.log.record(t, OperatorEvent.OFFLINE, operator_id=op.id, reason=op_reason)
         return len(released)
 
-    @_recorded
+    @recorded
     def touch_operator(self, operator_id: int, *, now: float | None = None) -> None:
         """Heartbeat: the operator is active (``last_activity_at := now``)."""
         op = self._op(operator_id)
         op.last_activity_at = self._tick(now)
 
-    @_recorded
+    @recorded
     def mark_operator_idle(self, operator_id: int, idle: bool, *, now: float | None = None) -> None:
         """Record ground truth ``operator_idle`` / ``operator_active`` (simulation only; no state change)."""
         op = self._op(operator_id)
@@ -330,7 +226,7 @@ class ChatSystem:
 
     # ----------------------------------------------------------------- real users
 
-    @_recorded
+    @recorded
     def real_user_message(self, real_user_id: int, body: str = "", chat_id: int | None = None, *,
                           now: float | None = None) -> int:
         """A real user writes: a new chat (``chat_id`` None) or a message in its existing chat.
@@ -361,7 +257,7 @@ class ChatSystem:
             chat.waiting_since = t
         return chat.id
 
-    @_recorded
+    @recorded
     def end_chat(self, chat_id: int, reason: str | None = None, *, now: float | None = None) -> None:
         """Close a chat from any open state (``resolved``, ``abandoned``...)."""
         chat = self._chat(chat_id)
@@ -402,7 +298,7 @@ class ChatSystem:
             salt=int(salt),
         )
 
-    @_recorded
+    @recorded
     def assign(self, operator_id: int, policy: Policy | str, *, now: float | None = None,
                salt: int = 0, fallback_after: float | None = None) -> int | None:
         """The operator asks for a chat; the policy picks one (or None).
@@ -450,7 +346,7 @@ class ChatSystem:
                               f"(state {chat.state}, held by {holder})")
         return op, chat
 
-    @_recorded
+    @recorded
     def operator_message(self, operator_id: int, chat_id: int, body: str = "", *, now: float | None = None) -> None:
         """The assigned operator replies: the chat waits for the real user and leaves the operator."""
         op, chat = self._held(operator_id, chat_id, Event.OPERATOR_REPLY)
@@ -459,7 +355,7 @@ class ChatSystem:
         chat.operator_replied_at = t
         op.last_activity_at = t
 
-    @_recorded
+    @recorded
     def unassign_chat(self, operator_id: int, chat_id: int, *, now: float | None = None) -> None:
         """The assigned operator hands the chat back to the queue (keeps its place: waiting_since)."""
         op, chat = self._held(operator_id, chat_id, Event.UNASSIGN)
@@ -469,7 +365,7 @@ class ChatSystem:
 
     # ----------------------------------------------------------------- background jobs
 
-    @_recorded
+    @recorded
     def release_idle_operator_chats(self, idle_after: float, *, now: float | None = None) -> int:
         """Idle detection: online operators inactive for ``idle_after`` s go offline, their chats back to the queue.
 
@@ -488,7 +384,7 @@ class ChatSystem:
                                                history_reason="idle", op_reason="idle")
         return released
 
-    @_recorded
+    @recorded
     def detect_stuck_chats(self, older_than: float, *, now: float | None = None) -> list[int]:
         """Chats ``assigned`` for longer than ``older_than`` seconds (oldest assignment first)."""
         if isinstance(older_than, bool) or not isinstance(older_than, (int, float)) or not (older_than >= 0) \
@@ -499,7 +395,7 @@ class ChatSystem:
         stuck = [(rec.assigned_at, cid) for cid, rec in self._open_history.items() if rec.assigned_at < cutoff]
         return [cid for _, cid in sorted(stuck)]
 
-    @_recorded
+    @recorded
     def release_and_reassign_chat(self, chat_id: int, reason: str = "manual_fix", *, now: float | None = None) -> int:
         """Take an ``assigned`` chat from its holder and put it back in the queue; return the holder's id."""
         # arguments before the chat, in the same order as SQL's _chatlab_check_text (found by
@@ -547,21 +443,3 @@ class ChatSystem:
     def open_chats(self) -> Iterator[Chat]:
         return (c for c in self.chats.values() if c.state is not _DONE)
 
-
-def replay_calls(calls: Iterable[Call], system: ChatSystem | None = None) -> tuple[ChatSystem, list[tuple[Call, Any]]]:
-    """Apply recorded calls to ``system`` (a fresh one by default), in order, at their times.
-
-    Returns the system and the calls whose result differed, as ``(call, result here)``.
-    The same loop, with the SQL functions instead of these methods, is the database replay:
-    an empty difference list means both took the same decisions.
-    """
-    system = system if system is not None else ChatSystem()
-    differences: list[tuple[Call, Any]] = []
-    for call in calls:
-        args = dict(call.args)
-        if call.name == "assign" and args.get("policy") != "exclude_last_fallback":
-            args["fallback_after"] = None
-        got = getattr(system, call.name)(**args, now=call.time)
-        if got != call.result:
-            differences.append((call, got))
-    return system, differences

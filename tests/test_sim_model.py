@@ -190,7 +190,7 @@ def test_recorded_calls_replay_to_the_same_log_and_decisions(policy: str) -> Non
     """The calls a run records are complete: replayed on a fresh ChatSystem they give the same
     decisions and the identical event log (the database replay does the same with SQL)."""
     from sim.model import ChatModel, resolve_policy
-    from sim.system import replay_calls
+    from sim.calls import replay_calls
 
     scenario = load_scenario("idle_operators").with_overrides({"duration": 1800})
     model = ChatModel(scenario, resolve_policy(scenario, policy), seed=5, record_calls=True)

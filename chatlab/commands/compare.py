@@ -47,7 +47,13 @@ def seeds_tag(seeds: list[int | None]) -> str:
 
 def main(args: argparse.Namespace) -> int:
     from chatlab.metrics import analyse
-    from chatlab.report import TERMINAL_ROWS, pooled_runs, summary_table, text_table, write_comparison_report
+    from chatlab.report import (
+        TERMINAL_ROWS,
+        pooled_runs,
+        summary_table,
+        text_table,
+        write_comparison_report,
+    )
     from sim.model import run_simulation
     from sim.policies import parse_policy_list
 

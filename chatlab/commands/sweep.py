@@ -9,9 +9,8 @@ against the first swept field (or the policy when nothing is swept).
 from __future__ import annotations
 
 import argparse
-import re
-
 import itertools
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any

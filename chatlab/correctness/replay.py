@@ -121,15 +121,13 @@ class ReplayResult:
 
 def load_replay_log(path: str | Path) -> pd.DataFrame:
     """The event log at ``path`` (a log file or a run report directory), attrs included."""
-    from chatlab.report import ReportError, find_logs, load_log
+    from sim.errors import InvalidEventLog
+    from sim.eventlog import load_log, run_log_path
 
     path = Path(path)
     try:
-        logs = find_logs(path)
-        if len(logs) != 1:
-            raise ReplayError(f"{path}: holds {len(logs)} event logs; replay one run's log (give its file)")
-        log, _ = load_log(logs[0])
-    except ReportError as exc:
+        log, _ = load_log(run_log_path(path))
+    except InvalidEventLog as exc:
         raise ReplayError(str(exc)) from None
     if not len(log):
         raise ReplayError(f"{path}: the event log is empty")
@@ -305,8 +303,9 @@ def replay_path(path: str | Path, *, policy: str | None = None, salt: int | None
         _require_new_schema(url, schema)
         migrate(url, schema)
         try:
-            from chatlab.db.client import ChatDB
             from tqdm import tqdm
+
+            from chatlab.db.client import ChatDB
 
             with ChatDB(url, schema, application_name="chatlab-replay") as db, \
                     tqdm(total=len(log), unit="event", desc="replay", disable=not progress, leave=False) as bar:

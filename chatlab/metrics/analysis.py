@@ -37,6 +37,7 @@ from chatlab.metrics.tables import per_hour, per_operator
 from sim.errors import InvalidEventLog
 from sim.statemachine import Event
 
+
 @dataclass(frozen=True)
 class _Parts:
     """Intermediate tables shared by :func:`compute_metrics` (computed once)."""

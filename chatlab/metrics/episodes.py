@@ -30,6 +30,7 @@ from chatlab.metrics.runlog import (
 from sim.eventlog import OperatorEvent
 from sim.statemachine import Event
 
+
 def online_intervals(log: pd.DataFrame) -> dict[int, list[tuple[float, float]]]:
     """Each operator's online intervals within ``[0, duration]`` (see module docstring)."""
     log = prepare(log)

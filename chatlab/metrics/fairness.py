@@ -15,6 +15,7 @@ import numpy as np
 
 from chatlab.metrics.runlog import _num
 
+
 def _values(values: Iterable[float]) -> np.ndarray:
     arr = np.asarray(list(values), dtype="float64")
     if np.any(arr < 0) or not np.all(np.isfinite(arr)):

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from sim.errors import InvalidEventLog
-from sim.eventlog import COLUMNS, DTYPES, coerce
+from sim.eventlog import COLUMNS, DTYPES, coerce, jsonable
 from sim.statemachine import State
 
 DEFAULT_SERVICE_LEVEL_T = 60.0
@@ -137,27 +137,6 @@ def _num(value: Any) -> float | None:
 
 def _rate(num: float, den: float) -> float | None:
     return float(num) / float(den) if den else None
-
-
-def jsonable(value: Any) -> Any:
-    """Make attrs values JSON-safe (numpy scalars, enums, dataclasses, paths, NaN)."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return _num(value)
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset, np.ndarray)):
-        return [jsonable(v) for v in value]
-    if hasattr(value, "value") and isinstance(getattr(value, "value"), (str, int)):
-        return value.value
-    if hasattr(value, "__dataclass_fields__"):
-        import dataclasses
-
-        return jsonable(dataclasses.asdict(value))
-    return str(value)
 
 
 def run_info(log: pd.DataFrame) -> dict[str, Any]:

@@ -17,7 +17,13 @@ from chatlab.metrics.episodes import (
     step_mean,
     wait_episodes,
 )
-from chatlab.metrics.runlog import _AS, DEFAULT_SERVICE_LEVEL_T, operator_ids, prepare, run_duration
+from chatlab.metrics.runlog import (
+    _AS,
+    DEFAULT_SERVICE_LEVEL_T,
+    operator_ids,
+    prepare,
+    run_duration,
+)
 from sim.statemachine import Event
 
 PER_OPERATOR_COLUMNS = (

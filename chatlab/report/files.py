@@ -13,50 +13,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from chatlab.metrics import DEFAULT_SERVICE_LEVEL_T, Analysis, analyse, jsonable
+from chatlab.metrics import DEFAULT_SERVICE_LEVEL_T, Analysis, analyse
 from chatlab.report.tables import slug
 from sim.errors import InvalidEventLog
-from sim.eventlog import read_log, write_log
+from sim.eventlog import LOG_NAMES, RUN_SIDECAR, load_log, save_log
 
-LOG_NAMES = ("events.parquet", "events.csv")
-RUN_SIDECAR = "run.json"
+__all__ = ["LOG_NAMES", "RUN_SIDECAR", "ReportError", "find_logs", "load_log", "load_runs", "save_log"]
 
 
 class ReportError(InvalidEventLog):
     """A report source that cannot be read (no event log where one was expected)."""
-
-
-def save_log(log: pd.DataFrame, out_dir: Path, *, label: str | None = None) -> None:
-    """Write ``events.parquet``, ``events.csv`` and ``run.json`` (attrs + label) into ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    attrs = jsonable(dict(log.attrs))
-    frame = log.copy()
-    frame.attrs = attrs  # parquet stores attrs as JSON: keep them JSON-safe
-    write_log(frame, out_dir / "events.parquet")
-    write_log(frame, out_dir / "events.csv")
-    (out_dir / RUN_SIDECAR).write_text(json.dumps({"label": label, "attrs": attrs}, indent=2, allow_nan=False) + "\n")
-
-
-def load_log(path: Path) -> tuple[pd.DataFrame, str | None]:
-    """Read one event log; attrs come from the file (parquet) or a ``run.json`` beside it.
-
-    Returns the log and the label recorded in ``run.json`` (or ``None``).
-    """
-    path = Path(path)
-    log = read_log(path)
-    sidecar = path.parent / RUN_SIDECAR
-    label = None
-    if sidecar.exists():
-        try:
-            info = json.loads(sidecar.read_text())
-        except (OSError, ValueError) as exc:
-            raise ReportError(f"{sidecar}: cannot read run attributes ({exc})") from None
-        label = info.get("label")
-        for key, value in (info.get("attrs") or {}).items():
-            log.attrs.setdefault(key, value)
-    return log, label
 
 
 def find_logs(path: Path) -> list[Path]:

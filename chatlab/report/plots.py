@@ -15,7 +15,14 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from chatlab.metrics import ALL_STATES, OPEN_STATES, Analysis, gini, lorenz_curve, wait_cdf
+from chatlab.metrics import (
+    ALL_STATES,
+    OPEN_STATES,
+    Analysis,
+    gini,
+    lorenz_curve,
+    wait_cdf,
+)
 
 #: File name -> plotting function, in the order reports show them.
 PLOT_FILES: dict[str, str] = {

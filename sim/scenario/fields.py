@@ -1,0 +1,35 @@
+"""One line per scenario field for the README's format table (a test keeps them in step)."""
+
+from __future__ import annotations
+
+#: One line per field for the README's scenario format table: (field, type/default, meaning).
+FIELD_DOCS: tuple[tuple[str, str, str], ...] = (
+    ("name", "string, default: file name", "scenario name in reports"),
+    ("description", "string", "what the scenario is for"),
+    ("duration", "number > 0 (required)", "simulated seconds"),
+    ("seed", "integer >= 0, default 0", "default random seed"),
+    ("users.arrivals.kind", "poisson, curve or trace", "inferred from rate / points / path when omitted"),
+    ("users.arrivals.rate", "number >= 0", "poisson: chats per second"),
+    ("users.arrivals.points", "[[t, rate], ...]", "curve: chats/s at time t, linear in between, flat outside"),
+    ("users.arrivals.path", "string", "trace: CSV with a 'time' column (s) and optional 'exchanges'"),
+    ("users.arrivals.scale", "number >= 0, default 1", "load factor applied to rate / points"),
+    ("users.think_time", "distribution, default exponential mean 30", "user's time to answer an operator reply (s)"),
+    ("users.exchanges", "distribution, default 3", "operator replies before the user ends the chat (rounded, >= 1)"),
+    ("users.patience", "distribution or inf, default inf", "a user still queued this long after writing gives up (s)"),
+    ("operators.count", "integer >= 1 (required)", "number of operators (ids 1..count; shifts use 0-based indexes)"),
+    ("operators.max_chats", "integer >= 1, default 1", "chats an operator may hold at once"),
+    ("operators.handle_time", "distribution, default exponential mean 60", "time to write one reply (s)"),
+    ("operators.unassign_probability", "0..1, default 0", "per handled message: hand the chat back instead"),
+    ("operators.idle_probability", "0..1, default 0", "per handled message: stop responding first"),
+    ("operators.idle_duration", "distribution, default 600", "how long an idle operator stays silent (s)"),
+    ("operators.shifts", "array of tables: start, end, operators (list) or count", "on-shift windows; operators in no shift work all run"),
+    ("policy.name", "policy name, default exclude_last", "default policy (chatlab --policy overrides)"),
+    ("policy.mode", "pull or push, default pull", "operators ask / waiting chats are offered to free operators"),
+    ("policy.fallback_after", "number >= 0, default 300", "exclude_last_fallback's T (s)"),
+    ("policy.poll_interval", "number > 0, default 5", "how often an operator with a free slot asks again; push: re-dispatch period (s)"),
+    ("policy.salt", "integer >= 0, optional", "random policy: fixed salt (default: a seeded salt per request)"),
+    ("jobs.idle_detection_interval", "number >= 0, default 60", "s between idle-detection runs (0 = off)"),
+    ("jobs.idle_after", "number > 0, default 300", "silence after which an operator is idle (s)"),
+    ("jobs.stuck_check_interval", "number >= 0, default 300", "s between stuck-chat releases (0 = off)"),
+    ("jobs.stuck_after", "number > 0, default 1800", "assigned this long = stuck (s)"),
+)

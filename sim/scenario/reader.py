@@ -1,0 +1,262 @@
+"""Reading a scenario: plain TOML data validated into :class:`~sim.scenario.spec.Scenario`.
+
+Validation is strict because a typo in a scenario silently changes an experiment: every
+wrong value raises :class:`~sim.errors.ScenarioError` naming the file, the dotted field
+(``operators.handle_time.sd``) and what was expected, and an unknown key is rejected with
+the list of valid keys.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sim.distributions import Constant, Distribution, parse_distribution
+from sim.errors import DistributionError, ScenarioError
+from sim.policies import POLICY_NAMES
+from sim.scenario.spec import (
+    Arrivals,
+    Jobs,
+    Operators,
+    PolicySpec,
+    Scenario,
+    Shift,
+    Users,
+)
+
+
+class _Table:
+    """A TOML table being read: pops keys, remembers the path, rejects leftovers."""
+
+    def __init__(self, file: str, path: str, data: Any, valid: tuple[str, ...]) -> None:
+        self.file, self.path, self.valid = file, path, valid
+        if not isinstance(data, Mapping):
+            raise ScenarioError(file, path or "(top level)", f"a table with keys {', '.join(valid)}, got {data!r}")
+        unknown = [k for k in data if k not in valid]
+        if unknown:
+            raise ScenarioError(file, self.key(unknown[0]), f"no such key; valid keys{' in [' + path + ']' if path else ''}: "
+                                f"{', '.join(valid)}")
+        self.data = data
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def error(self, name: str, expected: str) -> ScenarioError:
+        return ScenarioError(self.file, self.key(name), expected)
+
+    def has(self, name: str) -> bool:
+        return name in self.data
+
+    def number(self, name: str, default: float | None = None, *, minimum: float = 0.0, strict: bool = False,
+               maximum: float | None = None, allow_inf: bool = False) -> float:
+        bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
+        rng = f"a number {bound}" + (f" and <= {maximum:g}" if maximum is not None else "")
+        if name not in self.data:
+            if default is None:
+                raise self.error(name, f"{rng} (required)")
+            return default
+        value = self.data[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.error(name, f"{rng}, got {value!r}")
+        value = float(value)
+        if math.isnan(value) or (math.isinf(value) and not allow_inf) or value < minimum or (strict and value == minimum) \
+                or (maximum is not None and value > maximum):
+            raise self.error(name, f"{rng}, got {value!r}")
+        return value
+
+    def integer(self, name: str, default: int | None = None, *, minimum: int = 0) -> int:
+        if name not in self.data:
+            if default is None:
+                raise self.error(name, f"an integer >= {minimum} (required)")
+            return default
+        value = self.data[name]
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.error(name, f"an integer >= {minimum}, got {value!r}")
+        return value
+
+    def text(self, name: str, default: str | None = None, *, choices: tuple[str, ...] | None = None) -> str:
+        if name not in self.data:
+            if default is None:
+                raise self.error(name, "a string (required)" if not choices else f"one of {', '.join(choices)} (required)")
+            return default
+        value = self.data[name]
+        if not isinstance(value, str):
+            raise self.error(name, f"a string, got {value!r}")
+        if choices is not None and value not in choices:
+            raise self.error(name, f"one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def dist(self, name: str, default: Distribution, *, allow_inf: bool = False) -> Distribution:
+        if name not in self.data:
+            return default
+        value = self.data[name]
+        if allow_inf and isinstance(value, float) and math.isinf(value) and value > 0:
+            return Constant(math.inf)
+        try:
+            return parse_distribution(value, self.key(name))
+        except DistributionError as exc:
+            raise ScenarioError(self.file, exc.field, exc.expected) from None
+
+    def table(self, name: str, valid: tuple[str, ...], *, required: bool = False) -> "_Table":
+        if name not in self.data and required:
+            raise self.error(name, f"a table [{self.key(name)}] with keys {', '.join(valid)} (required)")
+        return _Table(self.file, self.key(name), self.data.get(name, {}), valid)
+
+
+_TOP = ("name", "description", "duration", "seed", "users", "operators", "policy", "jobs")
+_USERS = ("arrivals", "think_time", "exchanges", "patience")
+_ARRIVAL_KEYS = {"poisson": ("kind", "rate", "scale"), "curve": ("kind", "points", "scale"), "trace": ("kind", "path")}
+_OPERATORS = ("count", "max_chats", "handle_time", "unassign_probability", "idle_probability", "idle_duration", "shifts")
+_SHIFT = ("start", "end", "operators", "count")
+_POLICY = ("name", "mode", "fallback_after", "poll_interval", "salt")
+_JOBS = ("idle_detection_interval", "idle_after", "stuck_check_interval", "stuck_after")
+
+
+def _arrivals(t: _Table, base_dir: Path | None) -> Arrivals:
+    kind_raw = t.data.get("kind")
+    if kind_raw is None:  # infer from the one key given
+        given = [k for k in ("rate", "points", "path") if k in t.data]
+        kind_raw = {"rate": "poisson", "points": "curve", "path": "trace"}[given[0]] if len(given) == 1 else None
+    if kind_raw not in _ARRIVAL_KEYS:
+        raise t.error("kind", f"one of poisson (with rate), curve (with points), trace (with path); got {kind_raw!r}")
+    t = _Table(t.file, t.path, t.data, _ARRIVAL_KEYS[kind_raw])
+    scale = t.number("scale", 1.0) if kind_raw != "trace" else 1.0
+    if kind_raw == "poisson":
+        return Arrivals("poisson", rate=t.number("rate", None), scale=scale)
+    if kind_raw == "curve":
+        raw = t.data.get("points")
+        expected = "a list of at least 2 [time_s, chats_per_s] pairs with increasing times, e.g. [[0, 0.01], [3600, 0.05]]"
+        if not isinstance(raw, list) or len(raw) < 2:
+            raise t.error("points", f"{expected}; got {raw!r}")
+        points: list[tuple[float, float]] = []
+        for i, p in enumerate(raw):
+            ok = isinstance(p, list) and len(p) == 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0 for v in p)
+            if not ok:
+                raise t.error(f"points[{i}]", f"[time_s, chats_per_s] with two finite numbers >= 0; got {p!r}")
+            if points and p[0] <= points[-1][0]:
+                raise t.error(f"points[{i}]", f"a time after {points[-1][0]:g} (times must increase); got {p[0]!r}")
+            points.append((float(p[0]), float(p[1])))
+        if max(r for _, r in points) <= 0:
+            raise t.error("points", "at least one rate > 0")
+        return Arrivals("curve", points=tuple(points), scale=scale)
+    path_text = t.text("path")
+    path = Path(path_text)
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    times, exchanges = _read_trace(t, path)
+    return Arrivals("trace", path=str(path), times=times, trace_exchanges=exchanges)
+
+
+def _read_trace(t: _Table, path: Path) -> tuple[tuple[float, ...], tuple[int | None, ...]]:
+    """A CSV with a ``time`` column (s) and optionally ``exchanges`` (int); other columns are ignored."""
+    if not path.is_file():
+        raise t.error("path", f"a CSV file with a 'time' column (relative to the scenario file); {path} does not exist")
+    rows: list[tuple[float, int | None]] = []
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames is None or "time" not in reader.fieldnames:
+            raise t.error("path", f"a CSV file with a header containing 'time'; {path} has columns {reader.fieldnames}")
+        for line, row in enumerate(reader, start=2):
+            try:
+                when = float(row["time"])
+                ex = row.get("exchanges")
+                n = int(ex) if ex not in (None, "") else None
+            except (TypeError, ValueError):
+                raise t.error("path", f"numbers in {path} line {line} (time, exchanges); got {dict(row)}") from None
+            if not math.isfinite(when) or when < 0 or (n is not None and n < 1):
+                raise t.error("path", f"time >= 0 and exchanges >= 1 in {path} line {line}; got {dict(row)}")
+            rows.append((when, n))
+    rows.sort(key=lambda r: r[0])
+    return tuple(r[0] for r in rows), tuple(r[1] for r in rows)
+
+
+def _shifts(ops: _Table, count: int) -> tuple[Shift, ...]:
+    raw = ops.data.get("shifts", [])
+    if not isinstance(raw, list):
+        raise ops.error("shifts", f"an array of tables [[operators.shifts]] with keys {', '.join(_SHIFT)}; got {raw!r}")
+    out: list[Shift] = []
+    next_free = 0
+    for i, item in enumerate(raw):
+        t = _Table(ops.file, ops.key(f"shifts[{i}]"), item, _SHIFT)
+        start = t.number("start", 0.0)
+        end = t.number("end", math.inf, allow_inf=True)
+        if end <= start:
+            raise t.error("end", f"a time after start ({start:g}); got {end:g}")
+        if t.has("operators") and t.has("count"):
+            raise t.error("count", "either 'operators' (a list of indexes) or 'count', not both")
+        if t.has("operators"):
+            members = t.data["operators"]
+            if not isinstance(members, list) or not members or not all(
+                    isinstance(m, int) and not isinstance(m, bool) and 0 <= m < count for m in members):
+                raise t.error("operators", f"a non-empty list of operator indexes in 0..{count - 1}; got {members!r}")
+            who = tuple(sorted(set(members)))
+        elif t.has("count"):
+            n = t.integer("count", minimum=1)
+            if next_free + n > count:
+                raise t.error("count", f"at most {count - next_free} (operators.count = {count}, "
+                                       f"{next_free} already taken by earlier 'count' shifts); got {n}")
+            who = tuple(range(next_free, next_free + n))
+            next_free += n
+        else:
+            who = tuple(range(count))
+        out.append(Shift(start, end, who))
+    return tuple(out)
+
+
+def parse_scenario(data: Mapping[str, Any], *, source: str = "<dict>", base_dir: Path | None = None,
+                   default_name: str = "scenario") -> Scenario:
+    """Validate plain data (a parsed TOML document) into a :class:`Scenario`; raise :class:`ScenarioError`."""
+    top = _Table(source, "", data, _TOP)
+    name = top.text("name", default_name)
+    description = top.text("description", "")
+    duration = top.number("duration", None, strict=True)
+    seed = top.integer("seed", 0)
+
+    users_t = top.table("users", _USERS, required=True)
+    arrivals = _arrivals(users_t.table("arrivals", ("kind", "rate", "points", "path", "scale"), required=True), base_dir)
+    users = Users(
+        arrivals=arrivals,
+        think_time=users_t.dist("think_time", Users.think_time),
+        exchanges=users_t.dist("exchanges", Users.exchanges),
+        patience=users_t.dist("patience", Users.patience, allow_inf=True),
+    )
+
+    ops_t = top.table("operators", _OPERATORS, required=True)
+    count = ops_t.integer("count", None, minimum=1)
+    operators = Operators(
+        count=count,
+        max_chats=ops_t.integer("max_chats", 1, minimum=1),
+        handle_time=ops_t.dist("handle_time", Operators.handle_time),
+        unassign_probability=ops_t.number("unassign_probability", 0.0, maximum=1.0),
+        idle_probability=ops_t.number("idle_probability", 0.0, maximum=1.0),
+        idle_duration=ops_t.dist("idle_duration", Operators.idle_duration),
+        shifts=_shifts(ops_t, count),
+    )
+
+    pol_t = top.table("policy", _POLICY)
+    salt = None
+    if pol_t.has("salt"):
+        salt = pol_t.integer("salt", minimum=0)
+    policy = PolicySpec(
+        name=pol_t.text("name", "exclude_last", choices=POLICY_NAMES),
+        mode=pol_t.text("mode", "pull", choices=("pull", "push")),
+        fallback_after=pol_t.number("fallback_after", 300.0),
+        poll_interval=pol_t.number("poll_interval", 5.0, strict=True),
+        salt=salt,
+    )
+
+    jobs_t = top.table("jobs", _JOBS)
+    jobs = Jobs(
+        idle_detection_interval=jobs_t.number("idle_detection_interval", 60.0),
+        idle_after=jobs_t.number("idle_after", 300.0, strict=True),
+        stuck_check_interval=jobs_t.number("stuck_check_interval", 300.0),
+        stuck_after=jobs_t.number("stuck_after", 1800.0, strict=True),
+    )
+    return Scenario(name, description, duration, seed, users, operators, policy, jobs, source=source)
+
