@@ -1,10 +1,11 @@
 """``chatlab``: the one command-line entry point.  Subcommands live in ``chatlab/commands``.
 
-Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and
-``main(args) -> int``.  Modules are imported only when their command runs, so
-``chatlab --help`` stays fast.  Any :class:`~sim.statemachine.ChatLabError` (a user
-mistake: bad scenario, unknown operator, illegal transition ...) is printed as one clear
-line with exit status 2, never as a traceback.
+Each command is the module ``chatlab/commands/<name>.py`` (``-`` becomes ``_``) with
+``add_arguments(parser)`` and ``main(args) -> int``; its one-line help is in
+:data:`COMMANDS`.  Modules are imported only when their command runs, so ``chatlab --help``
+stays fast.  Any :class:`~sim.errors.ChatLabError` (a user mistake: bad scenario, unknown
+operator, illegal transition ...) is printed as one clear line with exit status 2, never as
+a traceback.
 """
 
 from __future__ import annotations
@@ -16,19 +17,23 @@ from collections.abc import Sequence
 
 from sim.errors import ChatLabError
 
-#: command name -> (module, one-line help).  Help lines are duplicated here so that
-#: ``chatlab --help`` does not have to import pandas, SimPy or psycopg.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("chatlab.commands.run", "Simulate one scenario with one policy and write a report."),
-    "compare": ("chatlab.commands.compare", "Simulate one scenario under several policies side by side."),
-    "sweep": ("chatlab.commands.sweep", "Simulate a scenario over a grid of parameters, seeds and policies."),
-    "gate": ("chatlab.commands.gate", "Exit 1 if a run breaks a bound (repeat rate, p99 wait, Jain index): for CI."),
-    "db": ("chatlab.commands.db", "Manage the PostgreSQL server and schema: up, migrate, verify, status, url, down."),
-    "loadtest": ("chatlab.commands.loadtest", "Run the Locust suite against the real database for a scenario."),
-    "compare-real": ("chatlab.commands.compare_real", "Run simulation and load test on one scenario and compare them."),
-    "replay": ("chatlab.commands.replay", "Apply a simulation event log to the database and report disagreements."),
-    "report": ("chatlab.commands.report", "Rebuild a report (tables, metrics.json, plots) from a saved event log."),
+#: command name -> its one-line help (here, so ``chatlab --help`` imports no command module).
+COMMANDS: dict[str, str] = {
+    "run": "Simulate one scenario with one policy and write a report.",
+    "compare": "Simulate one scenario under several policies side by side.",
+    "sweep": "Simulate a scenario over a grid of parameters, seeds and policies.",
+    "gate": "Exit 1 if a run breaks a bound (repeat rate, p99 wait, Jain index): for CI.",
+    "db": "Manage the PostgreSQL server and schema: up, migrate, verify, status, url, down.",
+    "loadtest": "Run the Locust suite against the real database for a scenario.",
+    "compare-real": "Run simulation and load test on one scenario and compare them.",
+    "replay": "Apply a simulation event log to the database and report disagreements.",
+    "report": "Rebuild a report (tables, metrics.json, plots) from a saved event log.",
 }
+
+
+def command_module(name: str) -> str:
+    """The module of a command: ``compare-real`` -> ``chatlab.commands.compare_real``."""
+    return f"chatlab.commands.{name.replace('-', '_')}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,11 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"chatlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
-    for name, (module, help_line) in COMMANDS.items():
+    for name, help_line in COMMANDS.items():
         p = sub.add_parser(name, help=help_line, description=help_line)
         # Only the chosen command's module is imported (it may pull in pandas, psycopg ...).
         if name == chosen:
-            importlib.import_module(module).add_arguments(p)
+            importlib.import_module(command_module(name)).add_arguments(p)
     return parser
 
 
@@ -57,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 0
-    module = importlib.import_module(COMMANDS[args.command][0])
+    module = importlib.import_module(command_module(args.command))
     try:
         return int(module.main(args) or 0)
     except ChatLabError as exc:

@@ -77,9 +77,7 @@ def replay_calls(calls: Iterable[Call], system: ChatSystem | None = None) -> tup
     an empty difference list means both took the same decisions.
     """
     if system is None:
-        from sim.system import (
-            ChatSystem,  # at call time: the system module imports this one
-        )
+        from sim.system import ChatSystem  # at call time: the system module imports this one
 
         system = ChatSystem()
     differences: list[tuple[Call, Any]] = []

@@ -69,19 +69,25 @@ class Constant(Distribution):
 
 
 @dataclass(frozen=True)
-class Exponential(Distribution):
+class _Mean(Distribution):
+    """A distribution given by its mean (and, in subclasses, its standard deviation)."""
+
     mean_: float
-    kind: ClassVar[str] = "exponential"
 
     @property
     def mean(self) -> float:
         return self.mean_
 
-    def sample(self, rng: np.random.Generator) -> float:
-        return float(rng.exponential(self.mean_)) if self.mean_ > 0 else 0.0
-
     def to_dict(self) -> dict[str, Any]:
         return {"dist": self.kind, "mean": self.mean_}
+
+
+@dataclass(frozen=True)
+class Exponential(_Mean):
+    kind: ClassVar[str] = "exponential"
+
+    def sample(self, rng: np.random.Generator) -> float:
+        return float(rng.exponential(self.mean_)) if self.mean_ > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -99,16 +105,20 @@ class Uniform(Distribution):
 
 
 @dataclass(frozen=True)
-class LogNormal(Distribution):
+class _MeanSd(_Mean):
+    """A distribution given by its mean and standard deviation (what an engineer knows)."""
+
+    sd: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "sd": self.sd}
+
+
+@dataclass(frozen=True)
+class LogNormal(_MeanSd):
     """Log-normal with the given mean and standard deviation of the variable itself."""
 
-    mean_: float
-    sd: float
     kind: ClassVar[str] = "lognormal"
-
-    @property
-    def mean(self) -> float:
-        return self.mean_
 
     @property
     def mu_sigma(self) -> tuple[float, float]:
@@ -122,21 +132,12 @@ class LogNormal(Distribution):
         mu, sigma = self.mu_sigma
         return float(rng.lognormal(mu, sigma))
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"dist": self.kind, "mean": self.mean_, "sd": self.sd}
-
 
 @dataclass(frozen=True)
-class Gamma(Distribution):
+class Gamma(_MeanSd):
     """Gamma with the given mean and standard deviation (shape k = (mean/sd)^2, scale = sd^2/mean)."""
 
-    mean_: float
-    sd: float
     kind: ClassVar[str] = "gamma"
-
-    @property
-    def mean(self) -> float:
-        return self.mean_
 
     def sample(self, rng: np.random.Generator) -> float:
         if self.mean_ == 0:
@@ -144,33 +145,29 @@ class Gamma(Distribution):
         shape = (self.mean_ / self.sd) ** 2
         return float(rng.gamma(shape, self.sd**2 / self.mean_))
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"dist": self.kind, "mean": self.mean_, "sd": self.sd}
-
 
 @dataclass(frozen=True)
-class ClippedNormal(Distribution):
-    """Normal(mean, sd) with negative draws replaced by 0 (a duration cannot be negative)."""
+class ClippedNormal(_MeanSd):
+    """Normal(mean, sd) with negative draws replaced by 0 (a duration cannot be negative).
 
-    loc: float
-    sd: float
+    ``mean_`` is the normal's mean (what the scenario file says); :attr:`mean` is the mean
+    after clipping.
+    """
+
     kind: ClassVar[str] = "normal"
 
     @property
     def mean(self) -> float:
         """E[max(X, 0)] = mu * Phi(mu/sd) + sd * phi(mu/sd)."""
         if self.sd == 0:
-            return max(self.loc, 0.0)
-        z = self.loc / self.sd
+            return max(self.mean_, 0.0)
+        z = self.mean_ / self.sd
         phi = math.exp(-z * z / 2) / math.sqrt(2 * math.pi)
         cdf = 0.5 * (1 + math.erf(z / math.sqrt(2)))
-        return self.loc * cdf + self.sd * phi
+        return self.mean_ * cdf + self.sd * phi
 
     def sample(self, rng: np.random.Generator) -> float:
-        return max(0.0, float(rng.normal(self.loc, self.sd)))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"dist": self.kind, "mean": self.loc, "sd": self.sd}
+        return max(0.0, float(rng.normal(self.mean_, self.sd)))
 
 
 #: dist name -> (required keys, optional keys with defaults)

@@ -76,10 +76,7 @@ class IllegalTransition(ChatLabError):
     sqlstate = "CL004"
 
     def __init__(self, message: str = "", *, detail: Mapping[str, Any] | None = None) -> None:
-        from sim.statemachine import (  # at call time: statemachine imports this module
-            Event,
-            State,
-        )
+        from sim.statemachine import Event, State  # at call time: statemachine imports this module
 
         super().__init__(message, detail=detail)
         self.chat_id = self.detail.get("chat_id")

@@ -53,14 +53,7 @@ import math
 from collections.abc import Iterable, Iterator
 
 from sim.calls import Call, recorded
-from sim.errors import (
-    ChatCompleted,
-    ChatNotAssigned,
-    InvalidArgument,
-    NotYourChat,
-    UnknownChat,
-    UnknownOperator,
-)
+from sim.errors import ChatCompleted, ChatNotAssigned, InvalidArgument, NotYourChat, UnknownChat, UnknownOperator
 from sim.eventlog import EventLogBuilder, OperatorEvent
 from sim.policies import POLICY_NAMES, ChatOrderedPolicy, Policy, Snapshot, make_policy
 from sim.records import AssignmentRecord, Chat, Operator

@@ -1,1 +1,2 @@
-"""One module per ``chatlab`` subcommand: ``HELP``, ``add_arguments(parser)``, ``main(args)``."""
+"""One module per ``chatlab`` subcommand (``add_arguments(parser)``, ``main(args)``); the pieces they
+share are in ``common.py``.  The one-line help of each is in ``chatlab.cli.COMMANDS``."""

@@ -55,9 +55,7 @@ def add_progress_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_metric_arguments(parser: argparse.ArgumentParser) -> None:
     """Options every reporting command shares."""
-    from chatlab.metrics.runlog import (
-        DEFAULT_SERVICE_LEVEL_T,  # pandas: only for commands that report
-    )
+    from chatlab.metrics.runlog import DEFAULT_SERVICE_LEVEL_T  # pandas: only for commands that report
 
     parser.add_argument("--service-level-t", type=float, default=DEFAULT_SERVICE_LEVEL_T, metavar="S",
                         help="service-level threshold T in seconds (default %(default)s)")

@@ -9,30 +9,16 @@ from __future__ import annotations
 
 import argparse
 
-from chatlab.commands.common import (
-    ALL_POLICIES,
-    add_metric_arguments,
-    add_out_argument,
-    add_policies_argument,
-    add_scenario_argument,
-    add_simulation_arguments,
-    check_metric_arguments,
-    default_out,
-    load_scenario_arg,
-    progress_bar,
-    resolve_seeds,
-)
-
-HELP = "Simulate one scenario under several policies side by side."
+from chatlab.commands import common
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_scenario_argument(parser)
-    add_policies_argument(parser, default=ALL_POLICIES)
-    add_simulation_arguments(parser, seed_help="random seed, the same for every policy (default: the scenario's)",
-                             multi_seed=True)
-    add_out_argument(parser, "reports/<scenario>/compare-seed<N>")
-    add_metric_arguments(parser)
+    common.add_scenario_argument(parser)
+    common.add_policies_argument(parser, default=common.ALL_POLICIES)
+    common.add_simulation_arguments(parser, seed_help="random seed, the same for every policy (default: the scenario's)",
+                                    multi_seed=True)
+    common.add_out_argument(parser, "reports/<scenario>/compare-seed<N>")
+    common.add_metric_arguments(parser)
 
 
 def seeds_tag(seeds: list[int | None]) -> str:
@@ -47,22 +33,16 @@ def seeds_tag(seeds: list[int | None]) -> str:
 
 def main(args: argparse.Namespace) -> int:
     from chatlab.metrics import analyse
-    from chatlab.report import (
-        TERMINAL_ROWS,
-        pooled_runs,
-        summary_table,
-        text_table,
-        write_comparison_report,
-    )
+    from chatlab.report import TERMINAL_ROWS, pooled_runs, summary_table, text_table, write_comparison_report
     from sim.model import run_simulation
     from sim.policies import parse_policy_list
 
-    check_metric_arguments(args)
+    common.check_metric_arguments(args)
     policies = parse_policy_list(args.policies)
-    seeds = resolve_seeds(args)
-    scenario = load_scenario_arg(args.scenario, args.duration)
+    seeds = common.resolve_seeds(args)
+    scenario = common.load_scenario_arg(args.scenario, args.duration)
     runs = []
-    with progress_bar(len(policies) * len(seeds), "compare", disable=args.no_progress) as bar:
+    with common.progress_bar(len(policies) * len(seeds), "compare", disable=args.no_progress) as bar:
         for policy in policies:
             for seed in seeds:
                 bar.set_postfix_str(policy if seed is None else f"{policy} seed {seed}")
@@ -71,7 +51,7 @@ def main(args: argparse.Namespace) -> int:
                                     stuck_after=args.stuck_after))
                 bar.update()
     used = [r.metrics["run"]["seed"] for r in runs[: len(seeds)]]
-    out = args.out or default_out(scenario.name, f"compare-{seeds_tag(used)}")
+    out = args.out or common.default_out(scenario.name, f"compare-{seeds_tag(used)}")
     write_comparison_report(runs, out)
     print(text_table(summary_table(pooled_runs(runs), TERMINAL_ROWS)))
     what = "mean ± std over seeds " + ",".join(map(str, used)) if len(seeds) > 1 else f"seed {used[0]}"

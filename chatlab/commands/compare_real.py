@@ -11,24 +11,14 @@ from __future__ import annotations
 
 import argparse
 
-from chatlab.commands.common import (
-    add_loadtest_arguments,
-    add_out_argument,
-    add_policies_argument,
-    add_scenario_argument,
-    default_out,
-    loadtest_settings,
-    wall_clock_bar,
-)
-
-HELP = "Run simulation and load test on one scenario and compare them."
+from chatlab.commands import common
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_scenario_argument(parser)
-    add_policies_argument(parser, default="legacy,exclude_last")
-    add_loadtest_arguments(parser)
-    add_out_argument(parser, "reports/<scenario>/compare-real")
+    common.add_scenario_argument(parser)
+    common.add_policies_argument(parser, default="legacy,exclude_last")
+    common.add_loadtest_arguments(parser)
+    common.add_out_argument(parser, "reports/<scenario>/compare-real")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -40,8 +30,8 @@ def main(args: argparse.Namespace) -> int:
     from sim.policies import parse_policy_list
 
     policies = parse_policy_list(args.policies)
-    out = args.out or default_out(args.scenario, "compare-real")
-    every = {p: loadtest_settings(args, policy=p, out=out / "locust" / p) for p in policies}  # validate all first
+    out = args.out or common.default_out(args.scenario, "compare-real")
+    every = {p: common.loadtest_settings(args, policy=p, out=out / "locust" / p) for p in policies}  # validate all first
     pairs: list[Pair] = []
     notes: list[str] = []
     scenario = every[policies[0]].load_scenario()
@@ -50,7 +40,7 @@ def main(args: argparse.Namespace) -> int:
         window = scenario.with_overrides({"duration": settings.duration}) \
             if settings.duration != scenario.duration else scenario
         sim_log = run_simulation(window, policy, seed=settings.seed)
-        bar, tick = wall_clock_bar(settings.run_time_wall_s, f"load test {policy}", disable=args.no_progress)
+        bar, tick = common.wall_clock_bar(settings.run_time_wall_s, f"load test {policy}", disable=args.no_progress)
         try:
             outcome = run_load_test(settings, on_tick=tick)
         finally:

@@ -11,8 +11,6 @@ import argparse
 import os
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-HELP = "Manage the PostgreSQL server and schema: up, migrate, verify, status, url, down."
-
 ACTIONS = {
     "up": "start the server (embedded unless $DATABASE_URL) and apply the migrations",
     "migrate": "apply pending migrations to the schema",

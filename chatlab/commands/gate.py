@@ -12,16 +12,8 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from chatlab.commands.common import (
-    add_metric_arguments,
-    add_policy_argument,
-    add_simulation_arguments,
-    check_metric_arguments,
-    load_scenario_arg,
-    resolve_seeds,
-)
+from chatlab.commands import common
 
-HELP = "Exit 1 if a run breaks a bound (repeat rate, p99 wait, Jain index): for CI."
 LOG_SUFFIXES = (".parquet", ".csv")
 
 
@@ -38,8 +30,8 @@ def bound_value(text: str) -> float | None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("targets", metavar="TARGET", nargs="+",
                         help="scenario name/.toml (simulated), or report dir / events.parquet / events.csv")
-    add_policy_argument(parser, what="policy for simulated targets")
-    add_simulation_arguments(parser, seed_help="random seed for simulated targets (default: the scenario's)",
+    common.add_policy_argument(parser, what="policy for simulated targets")
+    common.add_simulation_arguments(parser, seed_help="random seed for simulated targets (default: the scenario's)",
                              multi_seed=True,
                              seeds_help="several seeds: N, A-B or a list like 1-5,9; every seed's run must pass")
     b = parser.add_argument_group("bounds (a run passes when every given bound holds)")
@@ -53,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--max-abandonment-rate", type=bound_value, default=None, metavar="R", help="max abandoned / chats")
     b.add_argument("--min-service-level", type=bound_value, default=None, metavar="R",
                    help="min share of waits served within --service-level-t")
-    add_metric_arguments(parser)
+    common.add_metric_arguments(parser)
 
 
 def is_log_target(text: str) -> bool:
@@ -69,11 +61,11 @@ def main(args: argparse.Namespace) -> int:
     from sim.model import run_simulation
     from sim.policies import make_policy
 
-    check_metric_arguments(args)
+    common.check_metric_arguments(args)
     bounds = make_bounds({name: getattr(args, name) for name in BOUND_OPTIONS})
     if args.policy is not None:
         make_policy(args.policy)
-    seeds = resolve_seeds(args)
+    seeds = common.resolve_seeds(args)
     # Resolve every target before running anything: bad input must fail fast with exit 2.
     resolved = []
     for target in args.targets:
@@ -81,7 +73,7 @@ def main(args: argparse.Namespace) -> int:
             find_logs(Path(target))
             resolved.append(("log", target))
         else:
-            resolved.append(("scenario", load_scenario_arg(target, args.duration)))
+            resolved.append(("scenario", common.load_scenario_arg(target, args.duration)))
     runs = []
     for kind, value in resolved:
         if kind == "log":

@@ -11,23 +11,14 @@ from __future__ import annotations
 
 import argparse
 
-from chatlab.commands.common import (
-    add_loadtest_arguments,
-    add_out_argument,
-    add_policy_argument,
-    add_scenario_argument,
-    loadtest_settings,
-    wall_clock_bar,
-)
-
-HELP = "Run the Locust suite against the real database for a scenario."
+from chatlab.commands import common
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_scenario_argument(parser)
-    add_policy_argument(parser)
-    add_loadtest_arguments(parser)
-    add_out_argument(parser, "reports/<scenario>/loadtest-<policy>")
+    common.add_scenario_argument(parser)
+    common.add_policy_argument(parser)
+    common.add_loadtest_arguments(parser)
+    common.add_out_argument(parser, "reports/<scenario>/loadtest-<policy>")
     parser.add_argument("--web", action="store_true",
                         help="run with Locust's web UI on http://127.0.0.1:PORT (starts at once, quits 5 s after the run)")
     parser.add_argument("--web-port", type=int, default=8089, metavar="PORT", help="web UI port (default 8089)")
@@ -50,9 +41,9 @@ def main(args: argparse.Namespace) -> int:
     from chatlab.report import summary_table, text_table, write_loadtest_report
     from loadtest.session import run_load_test
 
-    settings = loadtest_settings(args, policy=args.policy, out=args.out)  # validated before any server starts
+    settings = common.loadtest_settings(args, policy=args.policy, out=args.out)  # validated before any server starts
     out = Path(settings.out_dir)
-    bar, tick = wall_clock_bar(settings.run_time_wall_s, f"load test {settings.policy}",
+    bar, tick = common.wall_clock_bar(settings.run_time_wall_s, f"load test {settings.policy}",
                                disable=args.no_progress or args.web)
     if args.web:
         print(f"Locust web UI: http://127.0.0.1:{args.web_port} (runs {settings.run_time_wall_s:g} s, then quits)")

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "Replay a simulation event log against the database and report differing decisions."
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("log", metavar="LOG", help="events.parquet/events.csv, or a run report directory holding one")

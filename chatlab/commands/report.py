@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from chatlab.commands.common import add_metric_arguments, check_metric_arguments
-
-HELP = "Rebuild a report (tables, metrics.json, plots) from a saved event log."
+from chatlab.commands import common
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="an events.parquet/.csv file, or a run, comparison, load-test or compare-real report dir")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="where to write (default: the report dir itself, or <log dir>/<log name>-report)")
-    add_metric_arguments(parser)
+    common.add_metric_arguments(parser)
 
 
 def default_destination(source: Path) -> Path:
@@ -30,7 +28,7 @@ def default_destination(source: Path) -> Path:
 def main(args: argparse.Namespace) -> int:
     from chatlab.report import rebuild, summary_table, text_table
 
-    check_metric_arguments(args)
+    common.check_metric_arguments(args)
     out = args.out or default_destination(args.source)
     runs = rebuild(args.source, out, service_level_t=args.service_level_t, stuck_after=args.stuck_after)
     print(text_table(summary_table(runs)))

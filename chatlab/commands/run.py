@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from chatlab.commands.common import (
-    add_metric_arguments,
-    add_out_argument,
-    add_policy_argument,
-    add_scenario_argument,
-    add_simulation_arguments,
-    check_metric_arguments,
-    default_out,
-    load_scenario_arg,
-)
-
-HELP = "Simulate one scenario with one policy and write a report."
+from chatlab.commands import common
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_scenario_argument(parser)
-    add_policy_argument(parser)
-    add_simulation_arguments(parser)
-    add_out_argument(parser, "reports/<scenario>/run-<policy>-seed<N>")
-    add_metric_arguments(parser)
+    common.add_scenario_argument(parser)
+    common.add_policy_argument(parser)
+    common.add_simulation_arguments(parser)
+    common.add_out_argument(parser, "reports/<scenario>/run-<policy>-seed<N>")
+    common.add_metric_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -32,14 +21,14 @@ def main(args: argparse.Namespace) -> int:
     from sim.model import run_simulation
     from sim.policies import make_policy
 
-    check_metric_arguments(args)
+    common.check_metric_arguments(args)
     if args.policy is not None:
         make_policy(args.policy)  # unknown name -> one-line error before simulating
-    scenario = load_scenario_arg(args.scenario, args.duration)
+    scenario = common.load_scenario_arg(args.scenario, args.duration)
     log = run_simulation(scenario, args.policy, seed=args.seed, progress=not args.no_progress)
     run = analyse(log, service_level_t=args.service_level_t, stuck_after=args.stuck_after)
     info = run.metrics["run"]
-    out = args.out or default_out(scenario.name, f"run-{info['policy']}-seed{info['seed']}")
+    out = args.out or common.default_out(scenario.name, f"run-{info['policy']}-seed{info['seed']}")
     write_run_report(run, out)
     print(text_table(summary_table([run])))
     print(f"report written to {out}/ (summary.md, summary.html, metrics.json, plots)")

@@ -15,21 +15,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chatlab.commands.common import (
-    UsageError,
-    add_metric_arguments,
-    add_out_argument,
-    add_policies_argument,
-    add_progress_argument,
-    add_scenario_argument,
-    check_metric_arguments,
-    default_out,
-    load_scenario_arg,
-    parse_seeds,
-    progress_bar,
-)
+from chatlab.commands import common
 
-HELP = "Simulate a scenario over a grid of parameters, seeds and policies."
 PLOTTED = (
     ("assignment.repeat_rate", "repeat rate (share of assigns)"),
     ("wait.p90_s", "p90 wait (s)"),
@@ -44,16 +31,16 @@ SUMMARISED = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_scenario_argument(parser)
-    add_policies_argument(parser, default="legacy,exclude_last")
+    common.add_scenario_argument(parser)
+    common.add_policies_argument(parser, default="legacy,exclude_last")
     parser.add_argument("--seeds", default="1-3", metavar="SEEDS", help="seeds: N, A-B or a list like 1-5,9 (default 1-3)")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="FIELD=V1,V2",
                         help="sweep a scenario field over values, e.g. operators.count=3,4,5 (repeatable: grid)")
     parser.add_argument("--duration", type=float, default=None, metavar="S",
                         help="simulate only this many scenario seconds (default: the scenario's duration)")
-    add_out_argument(parser, "reports/<scenario>/sweep")
-    add_progress_argument(parser)
-    add_metric_arguments(parser)
+    common.add_out_argument(parser, "reports/<scenario>/sweep")
+    common.add_progress_argument(parser)
+    common.add_metric_arguments(parser)
 
 
 def _scalar(text: str) -> Any:
@@ -71,14 +58,14 @@ def _scalar(text: str) -> Any:
 def parse_set(text: str) -> tuple[str, list[Any]]:
     """``"operators.count=3,4,5"`` -> ("operators.count", [3, 4, 5])."""
     if "=" not in text:
-        raise UsageError(f"--set {text!r}: expected FIELD=VALUE[,VALUE...], e.g. operators.count=3,4,5")
+        raise common.UsageError(f"--set {text!r}: expected FIELD=VALUE[,VALUE...], e.g. operators.count=3,4,5")
     field, values = text.split("=", 1)
     field = field.strip()
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", field):
-        raise UsageError(f"--set {text!r}: {field!r} is not a field path like operators.count")
+        raise common.UsageError(f"--set {text!r}: {field!r} is not a field path like operators.count")
     items = [_scalar(v) for v in values.split(",") if v.strip()]
     if not items:
-        raise UsageError(f"--set {text!r}: no value after '='")
+        raise common.UsageError(f"--set {text!r}: no value after '='")
     return field, items
 
 
@@ -102,7 +89,7 @@ def grid(sets: Sequence[tuple[str, list[Any]]], policies: Sequence[str], seeds: 
     """The cartesian product of every --set's values x policies x seeds."""
     fields = [f for f, _ in sets]
     if len(set(fields)) != len(fields):
-        raise UsageError(f"--set given twice for the same field: {fields}")
+        raise common.UsageError(f"--set given twice for the same field: {fields}")
     for combo in itertools.product(*(values for _, values in sets)):
         for policy in policies:
             for seed in seeds:
@@ -118,16 +105,16 @@ def main(args: argparse.Namespace) -> int:
     from sim.model import run_simulation
     from sim.policies import parse_policy_list
 
-    check_metric_arguments(args)
+    common.check_metric_arguments(args)
     policies = parse_policy_list(args.policies)
-    seeds = parse_seeds(args.seeds)
+    seeds = common.parse_seeds(args.seeds)
     sets = [parse_set(s) for s in args.sets]
-    base = load_scenario_arg(args.scenario, args.duration)
+    base = common.load_scenario_arg(args.scenario, args.duration)
     points = list(grid(sets, policies, seeds))
     # Build every scenario variant first: a bad --set fails before hours of simulation.
     variants = {p.overrides: base.with_overrides(dict(p.overrides)) if p.overrides else base for p in points}
     rows = []
-    with progress_bar(len(points), "sweep", disable=args.no_progress) as bar:
+    with common.progress_bar(len(points), "sweep", disable=args.no_progress) as bar:
         for point in points:
             bar.set_postfix_str(point.label)
             log = run_simulation(variants[point.overrides], point.policy, seed=point.seed)
@@ -136,7 +123,7 @@ def main(args: argparse.Namespace) -> int:
                          **flatten_metrics(metrics)})
             bar.update()
     table = pd.DataFrame(rows)
-    out = args.out or default_out(base.name, "sweep")
+    out = args.out or common.default_out(base.name, "sweep")
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "sweep.csv", index=False)
     keys = [f for f, _ in sets] + ["policy"]

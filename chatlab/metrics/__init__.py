@@ -71,14 +71,7 @@ from chatlab.metrics.episodes import (
     wait_episodes,
     wait_summary,
 )
-from chatlab.metrics.fairness import (
-    coefficient_of_variation,
-    fairness_summary,
-    gini,
-    jain,
-    lorenz_curve,
-    max_min_ratio,
-)
+from chatlab.metrics.fairness import coefficient_of_variation, fairness_summary, gini, jain, lorenz_curve, max_min_ratio
 from chatlab.metrics.pooling import pool
 from chatlab.metrics.runlog import (
     ALL_STATES,

@@ -11,23 +11,18 @@ simulation's value is 0 or either side has no value (no served wait).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from chatlab.metrics.analysis import Analysis
+from chatlab.metrics.runlog import _num
 from chatlab.metrics.schema import get_metric
 
 
 def _number(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
+    """A finite number, or None (for a flag, a missing value, NaN)."""
+    return None if isinstance(value, bool) else _num(value)
 
 
 def relative_difference(simulation: Any, load_test: Any) -> float | None:

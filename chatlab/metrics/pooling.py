@@ -27,6 +27,7 @@ import pandas as pd
 
 from chatlab.metrics.analysis import Analysis
 from chatlab.metrics.runlog import ALL_STATES
+from chatlab.metrics.tables import add_shares_and_rates
 
 
 def _is_number(value: Any) -> bool:
@@ -70,13 +71,7 @@ def pooled_per_operator(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
     cols = list(tables[0].columns)
     both = pd.concat(tables, ignore_index=True)
     summed = both.groupby("operator_id", sort=True)[list(_SUMMED)].sum().reset_index()
-    total_a, total_r = summed["assignments"].sum(), summed["replies"].sum()
-    summed["assignment_share"] = summed["assignments"] / total_a if total_a else np.nan
-    summed["reply_share"] = summed["replies"] / total_r if total_r else np.nan
-    hours = summed["online_h"].where(summed["online_h"] > 0)
-    summed["assignments_per_online_hour"] = summed["assignments"] / hours
-    summed["replies_per_online_hour"] = summed["replies"] / hours
-    return summed.loc[:, cols]
+    return add_shares_and_rates(summed).loc[:, cols]
 
 
 def mean_state_counts(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:

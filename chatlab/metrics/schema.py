@@ -138,9 +138,7 @@ def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, A
 
 def metric_keys() -> list[str]:
     """Every dotted key :func:`compute_metrics` returns (computed on an empty log)."""
-    from chatlab.metrics.analysis import (
-        compute_metrics,  # at call time: analysis imports this module
-    )
+    from chatlab.metrics.analysis import compute_metrics  # at call time: analysis imports this module
     from sim.eventlog import empty_log
 
     return list(flatten_metrics(compute_metrics(empty_log({"duration": 1.0}))).keys())

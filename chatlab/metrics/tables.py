@@ -17,13 +17,7 @@ from chatlab.metrics.episodes import (
     step_mean,
     wait_episodes,
 )
-from chatlab.metrics.runlog import (
-    _AS,
-    DEFAULT_SERVICE_LEVEL_T,
-    operator_ids,
-    prepare,
-    run_duration,
-)
+from chatlab.metrics.runlog import _AS, DEFAULT_SERVICE_LEVEL_T, operator_ids, prepare, run_duration
 from sim.statemachine import Event
 
 PER_OPERATOR_COLUMNS = (
@@ -31,6 +25,18 @@ PER_OPERATOR_COLUMNS = (
     "assignments_per_online_hour", "replies_per_online_hour", "repeat_assignments",
     "premature_assignments", "assigned_s", "idle_releases", "idle_false_positives",
 )
+
+
+def add_shares_and_rates(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each operator's share of all assignments/replies and its counts per online hour (NaN when
+    never online), from the ``assignments``, ``replies`` and ``online_h`` columns (in place)."""
+    total_a, total_r = frame["assignments"].sum(), frame["replies"].sum()
+    frame["assignment_share"] = frame["assignments"] / total_a if total_a else np.nan
+    frame["reply_share"] = frame["replies"] / total_r if total_r else np.nan
+    hours = frame["online_h"].where(frame["online_h"] > 0)
+    frame["assignments_per_online_hour"] = frame["assignments"] / hours
+    frame["replies_per_online_hour"] = frame["replies"] / hours
+    return frame
 
 
 def per_operator(log: pd.DataFrame) -> pd.DataFrame:
@@ -54,12 +60,7 @@ def per_operator(log: pd.DataFrame) -> pd.DataFrame:
 
     frame["assignments"] = count(asg["operator_id"])
     frame["replies"] = count(replies["operator_id"])
-    total_a, total_r = frame["assignments"].sum(), frame["replies"].sum()
-    frame["assignment_share"] = frame["assignments"] / total_a if total_a else np.nan
-    frame["reply_share"] = frame["replies"] / total_r if total_r else np.nan
-    hours = frame["online_h"].where(frame["online_h"] > 0)
-    frame["assignments_per_online_hour"] = frame["assignments"] / hours
-    frame["replies_per_online_hour"] = frame["replies"] / hours
+    add_shares_and_rates(frame)
     frame["repeat_assignments"] = count(asg.loc[asg["repeat"], "operator_id"])
     frame["premature_assignments"] = count(asg.loc[asg["premature"], "operator_id"])
     iv = state_intervals(log)

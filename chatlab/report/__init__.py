@@ -11,15 +11,7 @@ sections, from their saved results), ``writer`` (every kind of report directory,
 from __future__ import annotations
 
 from chatlab.report.document import Document, Section, markdown_table, write_document
-from chatlab.report.files import (
-    LOG_NAMES,
-    RUN_SIDECAR,
-    ReportError,
-    find_logs,
-    load_log,
-    load_runs,
-    save_log,
-)
+from chatlab.report.files import LOG_NAMES, RUN_SIDECAR, ReportError, find_logs, load_log, load_runs, save_log
 from chatlab.report.plots import PLOT_FILES, write_plots
 from chatlab.report.tables import (
     SUMMARY_ROWS,

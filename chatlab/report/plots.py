@@ -9,20 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from chatlab.metrics import (
-    ALL_STATES,
-    OPEN_STATES,
-    Analysis,
-    gini,
-    lorenz_curve,
-    wait_cdf,
-)
+from chatlab.metrics import ALL_STATES, OPEN_STATES, Analysis, gini, lorenz_curve, wait_cdf
 
 #: File name -> plotting function, in the order reports show them.
 PLOT_FILES: dict[str, str] = {
@@ -64,6 +58,22 @@ def _title_suffix(runs: Sequence[Analysis]) -> str:
     return f" — {scenario}" if scenario else ""
 
 
+def _several(runs: Sequence[Analysis]) -> dict[str, Any] | None:
+    """A legend only when there is more than one run to tell apart."""
+    return {"fontsize": "small", "ncols": min(4, len(runs))} if len(runs) > 1 else None
+
+
+def _finish(ax: Any, runs: Sequence[Analysis], title: str, xlabel: str, ylabel: str, *,
+            legend: dict[str, Any] | None, grid: str = "both") -> None:
+    """Every plot's labels: axis titles with units, the title with the scenario, legend, grid."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title + _title_suffix(runs))
+    if legend is not None:
+        ax.legend(**legend)
+    ax.grid(axis=grid, alpha=0.3)
+
+
 def plot_lorenz(runs: Sequence[Analysis], path: Path) -> Path:
     """Lorenz curve of assignments over operators, one line per run, plus the equality line."""
     fig = _figure(6.5, 6.0)
@@ -76,11 +86,9 @@ def plot_lorenz(runs: Sequence[Analysis], path: Path) -> Path:
         ax.plot(x, y, marker="o", markersize=3, label=f"{run.label} (Gini {g:.3f})" if g is not None else run.label)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.set_xlabel("cumulative share of operators (fewest assignments first)")
-    ax.set_ylabel("cumulative share of assignments")
-    ax.set_title("Lorenz curve of assignments per operator" + _title_suffix(runs))
-    ax.legend(loc="upper left", fontsize="small")
-    ax.grid(alpha=0.3)
+    _finish(ax, runs, "Lorenz curve of assignments per operator",
+            "cumulative share of operators (fewest assignments first)", "cumulative share of assignments",
+            legend={"loc": "upper left", "fontsize": "small"})
     return _save(fig, path)
 
 
@@ -95,12 +103,8 @@ def plot_operator_assignments(runs: Sequence[Analysis], path: Path) -> Path:
         counts = run.per_operator.set_index("operator_id")["assignments"].reindex(ops, fill_value=0)
         ax.bar(x + (i - (len(runs) - 1) / 2) * width, counts.to_numpy(dtype=float), width, label=run.label)
     ax.set_xticks(x, [str(o) for o in ops], fontsize="small")
-    ax.set_xlabel("operator id")
-    ax.set_ylabel("assignments (count)")
-    ax.set_title("Assignments per operator" + _title_suffix(runs))
-    if len(runs) > 1:
-        ax.legend(fontsize="small", ncols=min(4, len(runs)))
-    ax.grid(axis="y", alpha=0.3)
+    _finish(ax, runs, "Assignments per operator", "operator id", "assignments (count)",
+            legend=_several(runs), grid="y")
     return _save(fig, path)
 
 
@@ -122,15 +126,11 @@ def plot_wait_cdf(runs: Sequence[Analysis], path: Path) -> Path:
     medians = [float(np.median(wait_cdf(r.waits)[0])) for r in runs if len(wait_cdf(r.waits)[0])]
     if medians and longest > 100 * max(max(medians), 1.0):  # long tail: keep the body readable
         ax.set_xscale("symlog", linthresh=1.0)
-        ax.set_xlabel("wait for assignment (s, symlog scale)")
     ax.set_ylim(0, 1.02)
     ax.set_xlim(left=0.0)  # waits are never negative (symlog would show a mirrored empty half)
-    if ax.get_xscale() == "linear":
-        ax.set_xlabel("wait for assignment (s)")
-    ax.set_ylabel("share of served waits ≤ x")
-    ax.set_title("Wait-time CDF (served waits; censored waits excluded)" + _title_suffix(runs))
-    ax.legend(fontsize="small", loc="lower right")
-    ax.grid(alpha=0.3)
+    _finish(ax, runs, "Wait-time CDF (served waits; censored waits excluded)",
+            "wait for assignment (s)" if ax.get_xscale() == "linear" else "wait for assignment (s, symlog scale)",
+            "share of served waits ≤ x", legend={"fontsize": "small", "loc": "lower right"})
     return _save(fig, path)
 
 
@@ -143,12 +143,8 @@ def plot_queue_length(runs: Sequence[Analysis], path: Path) -> Path:
     for run in runs:
         q = run.queue
         ax.step(q["time"] / scale, q["queue_length"], where="post", label=run.label, linewidth=1)
-    ax.set_xlabel(f"scenario time ({unit})")
-    ax.set_ylabel("chats waiting for assignment")
-    ax.set_title("Queue length over time" + _title_suffix(runs))
-    if len(runs) > 1:
-        ax.legend(fontsize="small", ncols=min(4, len(runs)))
-    ax.grid(alpha=0.3)
+    _finish(ax, runs, "Queue length over time", f"scenario time ({unit})", "chats waiting for assignment",
+            legend=_several(runs))
     return _save(fig, path)
 
 
@@ -191,11 +187,8 @@ def plot_repeat_assignments(runs: Sequence[Analysis], path: Path) -> Path:
     for bars, runs_vals in ((b1, repeat), (b2, premature)):
         ax.bar_label(bars, labels=[str(v) for v in runs_vals], fontsize="small")
     ax.set_xticks(x, [r.label for r in runs], rotation=20 if len(runs) > 3 else 0, ha="right" if len(runs) > 3 else "center")
-    ax.set_xlabel("policy / run")
-    ax.set_ylabel("assignments (count)")
-    ax.set_title("Repeat and premature assignments" + _title_suffix(runs))
-    ax.legend(fontsize="small")
-    ax.grid(axis="y", alpha=0.3)
+    _finish(ax, runs, "Repeat and premature assignments", "policy / run", "assignments (count)",
+            legend={"fontsize": "small"}, grid="y")
     return _save(fig, path)
 
 

@@ -19,30 +19,21 @@ import pandas as pd
 from chatlab.metrics import Analysis, Pair, jsonable
 from chatlab.report.document import Bullets, Section, Table, Text
 from chatlab.report.files import ReportError
-from chatlab.report.tables import format_value, text_table
+from chatlab.report.tables import SUMMARY_ROWS, format_value, text_table
 
 FILE_JSON, FILE_CSV = "sim_vs_real.json", "sim_vs_real.csv"
 SIM_PREFIX, DB_PREFIX = "sim:", "db:"
 
-#: (dotted metric key, row label, format for chatlab.report.tables.format_value)
-COMPARED: tuple[tuple[str, str, str], ...] = (
-    ("counts.chats", "chats", "d"),
-    ("counts.assignments", "assignments", "d"),
-    ("counts.replies", "replies", "d"),
-    ("assignment.repeat", "repeat assignments", "d"),
-    ("assignment.repeat_rate", "repeat rate", "%"),
-    ("assignment.premature", "premature assignments", "d"),
-    ("assignment.premature_rate", "premature rate", "%"),
-    ("fairness.assignments.jain", "Jain (assignments)", "3"),
-    ("fairness.assignments.gini", "Gini (assignments)", "3"),
-    ("wait.mean_s", "mean wait (s)", "1"),
-    ("wait.p50_s", "p50 wait (s)", "1"),
-    ("wait.p90_s", "p90 wait (s)", "1"),
-    ("wait.p99_s", "p99 wait (s)", "1"),
-    ("wait.abandonment_rate", "abandonment rate", "%"),
-    ("health.idle_releases", "idle releases", "d"),
-    ("health.queue_mean", "mean queue length", "2"),
+#: The metrics compared, in order; labels and formats are the key-metrics table's (SUMMARY_ROWS).
+COMPARED_KEYS: tuple[str, ...] = (
+    "counts.chats", "counts.assignments", "counts.replies", "assignment.repeat", "assignment.repeat_rate",
+    "assignment.premature", "assignment.premature_rate", "fairness.assignments.jain", "fairness.assignments.gini",
+    "wait.mean_s", "wait.p50_s", "wait.p90_s", "wait.p99_s", "wait.abandonment_rate", "health.idle_releases",
+    "health.queue_mean",
 )
+#: (dotted metric key, row label, format for chatlab.report.tables.format_value)
+COMPARED: tuple[tuple[str, str, str], ...] = tuple(row for key in COMPARED_KEYS for row in SUMMARY_ROWS if row[0] == key)
+assert len(COMPARED) == len(COMPARED_KEYS), "every compared metric is a row of the key-metrics table"
 _KEYS = tuple(k for k, _, _ in COMPARED)
 
 

@@ -40,22 +40,10 @@ from typing import Any
 
 import pandas as pd
 
-from chatlab.metrics import (
-    DEFAULT_SERVICE_LEVEL_T,
-    Analysis,
-    Pair,
-    flatten_metrics,
-    pool,
-)
+from chatlab.metrics import DEFAULT_SERVICE_LEVEL_T, Analysis, Pair, flatten_metrics, pool
 from chatlab.report import loadtest_section, sections, sim_vs_db
 from chatlab.report.document import Document, Section, write_document
-from chatlab.report.files import (
-    LOG_NAMES,
-    RUN_SIDECAR,
-    ReportError,
-    load_runs,
-    save_log,
-)
+from chatlab.report.files import LOG_NAMES, RUN_SIDECAR, ReportError, load_runs, save_log
 from chatlab.report.plots import PLOT_FILES, write_plots
 from chatlab.report.tables import slug
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 
 import gevent
 from gevent.event import Event as Wake
@@ -97,15 +98,19 @@ class Operator(ChatUser):
         run.count("logins" if online else "logouts")
 
     # the worker (the Locust task) ----------------------------------------------------------
-    @task
-    def work(self) -> None:
-        run = current()
+    def _loop(self, run: Runtime, step: Callable[[Runtime], None], errors: str) -> None:
+        """Repeat ``step`` until the run stops; a failed call (already a Locust failure) is counted
+        under ``errors`` and the operator carries on after a poll interval, as a real client would."""
         while not run.stopping:
             try:
-                self._work_step(run)
+                step(run)
             except ChatLabError:
-                run.count("operator_errors")
+                run.count(errors)
                 time.sleep(run.poll_wall(run.scenario.policy.poll_interval))
+
+    @task
+    def work(self) -> None:
+        self._loop(current(), self._work_step, "operator_errors")
 
     def _work_step(self, run: Runtime) -> None:
         sc, clock = run.scenario, run.clock
@@ -167,10 +172,7 @@ class Operator(ChatUser):
     def _poller(self, run: Runtime) -> None:
         while not run.stopping:
             try:
-                self._poll_step(run)
-            except ChatLabError:
-                run.count("poller_errors")
-                time.sleep(run.poll_wall(run.scenario.policy.poll_interval))
+                self._loop(run, self._poll_step, "poller_errors")
             except gevent.GreenletExit:
                 raise
             except Exception:  # never die silently: the operator would stop taking chats

@@ -11,22 +11,9 @@ from __future__ import annotations
 
 from sim.errors import ScenarioError
 from sim.scenario.fields import FIELD_DOCS
-from sim.scenario.files import (
-    available_scenarios,
-    load_scenario,
-    resolve_scenario_path,
-    scenario_dirs,
-)
+from sim.scenario.files import available_scenarios, load_scenario, resolve_scenario_path, scenario_dirs
 from sim.scenario.reader import parse_scenario
-from sim.scenario.spec import (
-    Arrivals,
-    Jobs,
-    Operators,
-    PolicySpec,
-    Scenario,
-    Shift,
-    Users,
-)
+from sim.scenario.spec import Arrivals, Jobs, Operators, PolicySpec, Scenario, Shift, Users
 
 __all__ = [
     "FIELD_DOCS", "Arrivals", "Jobs", "Operators", "PolicySpec", "Scenario", "ScenarioError", "Shift", "Users",

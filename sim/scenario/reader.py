@@ -17,15 +17,7 @@ from typing import Any
 from sim.distributions import Constant, Distribution, parse_distribution
 from sim.errors import DistributionError, ScenarioError
 from sim.policies import POLICY_NAMES
-from sim.scenario.spec import (
-    Arrivals,
-    Jobs,
-    Operators,
-    PolicySpec,
-    Scenario,
-    Shift,
-    Users,
-)
+from sim.scenario.spec import Arrivals, Jobs, Operators, PolicySpec, Scenario, Shift, Users
 
 
 class _Table:

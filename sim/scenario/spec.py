@@ -210,9 +210,7 @@ class Scenario:
                     node.pop(other, None)
                 if parts[-1] == "path":
                     node.pop("scale", None)
-        from sim.scenario.reader import (
-            parse_scenario,  # at call time: the reader builds these objects
-        )
+        from sim.scenario.reader import parse_scenario  # at call time: the reader builds these objects
 
         base = Path(self.source).parent if self.source != "<dict>" else None
         return parse_scenario(data, source=label, base_dir=base, default_name=self.name)
