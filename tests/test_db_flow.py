@@ -306,3 +306,12 @@ def test_event_log_feeds_the_metrics_module(db: ChatDB):
     run = analyse(db.events())
     assert run.metrics["counts"]["resolved"] == 4
 
+
+def test_the_epoch_is_defined_once_on_each_side_and_they_agree(db: ChatDB):
+    """Python's chatlab.db.clock.EPOCH and SQL's chatlab_epoch() (migration 018) are one instant,
+    and lab seconds round-trip through the database clock."""
+    assert db.epoch() == EPOCH
+    db.set_clock(12.25)
+    assert db.now() == 12.25
+    assert db._rows("SELECT chatlab_seconds(chatlab_now())")[0][0] == 12.25
+

@@ -177,6 +177,16 @@ def test_compare_real_cli_smoke(pg_uri: str, scenario_file: Path, tmp_path: Path
     for policy in ("legacy", "exclude_last"):
         assert (out / "locust" / policy / "locust_stats.csv").exists()
         assert json.loads((out / "locust" / policy / "loadtest.json").read_text())["integrity"]["double_assigned"] == 0
+    # chatlab report DIR of a compare-real directory: the same pages, sections and files, byte for byte
+    import shutil
+
+    shutil.copytree(out, Path("again"))
+    for page in Path("again").rglob("summary.*"):
+        page.unlink()
+    assert main(["report", "again"]) == 0
+    files = lambda d: {str(p.relative_to(d)): p.read_bytes() for p in Path(d).rglob("*") if p.is_file()}  # noqa: E731
+    assert files("again") == files(out)
+    assert "## Simulation vs load test" in Path("again", "summary.md").read_text()
 
 
 def test_cli_user_mistake_is_one_line_exit_2(scenario_file: Path, capsys: pytest.CaptureFixture) -> None:
