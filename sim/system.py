@@ -75,6 +75,18 @@ _REQUESTER_ONLY_POLICIES = frozenset(
 # --------------------------------------------------------------------------- the system
 
 
+#: The longest message body the system accepts (as SQL's ``_chatlab_check_text``).
+MAX_BODY = 10_000
+
+
+def _check_text(what: str, value: object, limit: int) -> None:
+    """SQL's ``_chatlab_check_text``: text with a non-space character, at most ``limit`` characters."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidArgument(f"{what} must not be empty")
+    if len(value) > limit:
+        raise InvalidArgument(f"{what} is too long: {len(value)} characters, at most {limit} allowed")
+
+
 class ChatSystem:
     """Operators, chats and the operations on them, exactly as the SQL functions define them.
 
@@ -220,7 +232,7 @@ class ChatSystem:
     # ----------------------------------------------------------------- real users
 
     @recorded
-    def real_user_message(self, real_user_id: int, body: str = "", chat_id: int | None = None, *,
+    def real_user_message(self, real_user_id: int, body: str = "hello", chat_id: int | None = None, *,
                           now: float | None = None) -> int:
         """A real user writes: a new chat (``chat_id`` None) or a message in its existing chat.
 
@@ -229,6 +241,7 @@ class ChatSystem:
         """
         if isinstance(real_user_id, bool) or not isinstance(real_user_id, int):
             raise InvalidArgument(f"real_user_id must be an integer, got {real_user_id!r}")
+        _check_text("message body", body, MAX_BODY)
         if chat_id is None:
             t = self._tick(now)
             chat = Chat(self._next_chat, real_user_id, _WA, waiting_since=t, created_at=t)
@@ -340,8 +353,9 @@ class ChatSystem:
         return op, chat
 
     @recorded
-    def operator_message(self, operator_id: int, chat_id: int, body: str = "", *, now: float | None = None) -> None:
+    def operator_message(self, operator_id: int, chat_id: int, body: str = "answer", *, now: float | None = None) -> None:
         """The assigned operator replies: the chat waits for the real user and leaves the operator."""
+        _check_text("message body", body, MAX_BODY)
         op, chat = self._held(operator_id, chat_id, Event.OPERATOR_REPLY)
         t = self._tick(now)
         self._release(chat, Event.OPERATOR_REPLY, t, reason=None, history_reason="operator_reply")
@@ -393,10 +407,7 @@ class ChatSystem:
         """Take an ``assigned`` chat from its holder and put it back in the queue; return the holder's id."""
         # arguments before the chat, in the same order as SQL's _chatlab_check_text (found by
         # the differential test: an empty reason on an unknown chat must be InvalidArgument)
-        if not isinstance(reason, str) or not reason.strip():
-            raise InvalidArgument(f"release reason must be non-empty text, got {reason!r}")
-        if len(reason) > 200:
-            raise InvalidArgument(f"release reason is too long: {len(reason)} characters, at most 200 allowed")
+        _check_text("release reason", reason, 200)
         chat = self._chat(chat_id)
         if chat.state is _DONE:
             raise ChatCompleted.on(chat_id, Event.STUCK_RELEASE)
