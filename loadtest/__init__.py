@@ -1,15 +1,20 @@
-"""Locust suite that drives the chat flows against the real PostgreSQL functions.
+"""The Locust suite that drives the chat flows against the real PostgreSQL functions.
 
-Modules (``chatlab loadtest`` / ``chatlab compare-real`` tie them together in ``session``):
+Organised as Locust organises its own code:
 
-* ``locustfile`` — the Locust users (RealUser, Operator worker + poller, Housekeeper) and the
-  load shape; runs only in a Locust process (imports locust before psycopg);
-* ``pgclient`` / ``chatapi`` — one psycopg connection per user, every call reported to Locust;
-  the SQL functions with their expected race outcomes; ``sql/`` — the few queries of our own;
-* ``flowparams`` — what the
-  flows need from a scenario; ``clock`` — scenario time at K x wall speed; ``plan`` — pool sizing;
-* ``config`` — the run's parameters handed to Locust; ``database`` / ``dbsetup`` — server,
-  schema, seeded operators, history, integrity checks; ``locustproc`` — Locust as a bounded
-  child process; ``session`` — one load test end to end; ``comparison`` — sim vs load test;
-* ``sleep_locustfile`` / ``flow_locustfile`` — probes for the benchmarks and the concurrency test.
+* ``locustfile`` — the entry point Locust loads (imports locust first, checks gevent and
+  psycopg cooperate, then the pieces below);
+* ``users/`` — the Locust users, one module each on the abstract ``ChatUser`` that owns its
+  connection of the lab's typed client (``chatlab.db.client.ChatDB``): ``RealUser``,
+  ``Operator`` (worker + poller), ``Housekeeper``;
+* ``shape`` — the load shape; ``listeners`` — the event listeners (settings in, scenario
+  t = 0, arrivals out, run info); ``reporting`` — every client call as a Locust request event;
+* ``settings`` — one load test's settings, from the command line to every Locust process;
+  ``runtime`` — a Locust process's state; ``clock`` — scenario time at K x wall speed;
+  ``plan`` — sizing the real-user pool;
+* ``session`` — one load test end to end (database, schema, Locust, event log, results);
+  ``locustproc`` — Locust as a bounded child process.
+
+The users themselves come from ``sim/population.py`` (the simulation's own users), the
+database from ``chatlab.db``; reports of a load test are ``chatlab.report``'s job.
 """

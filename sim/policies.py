@@ -5,7 +5,7 @@ any?" from an immutable :class:`Snapshot` of the queue and the operators.  It ne
 mutates anything, so the simulation, the tests and the SQL cross-check can all call it on
 the same state and expect the same answer.  ``chatlab/db/migrations`` implements every
 policy again in PL/pgSQL (``assign_chat_to_operator(op, policy, ...)``) and
-``tests/test_policy_sql_agreement.py`` proves both pick the same chat.
+``tests/test_sql_agreement.py`` proves both pick the same chat.
 
 Two families:
 

@@ -2,7 +2,7 @@
 
 Everything runs on loopback (unix sockets of embedded servers), is bounded in time and in
 operations, and stops what it starts.  After each run ``check_invariants`` (SQL over the
-committed history, ``chatlab/correctness/invariants.sql``) must find nothing, and every chat
+committed history, named query ``invariants`` in ``chatlab/db/queries.sql``) must find nothing, and every chat
 the database acknowledged to a client must still be there.  The figures of each run
 (operations, races, faults injected, violations) are printed; ``pytest -s`` shows them.
 

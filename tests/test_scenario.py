@@ -1,4 +1,4 @@
-"""Scenario files (sim/scenario.py): every shipped scenario loads and runs; bad files are named."""
+"""Scenario files (sim/scenario/): every shipped scenario loads and runs; bad files are named."""
 
 from __future__ import annotations
 

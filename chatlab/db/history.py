@@ -1,6 +1,6 @@
 """``read_event_log``: the database's history as sim/eventlog.py's DataFrame.
 
-Why: one metrics module (chatlab/metrics.py) must judge the simulation and the real
+Why: one metrics package (chatlab/metrics) must judge the simulation and the real
 system alike.  The SQL functions write one ``chat_events`` row per state change (and per
 operator online/offline change) with the same vocabulary as the simulation, so the log is
 a straight projection (named query ``event_log``); ``time`` is seconds since the lab's epoch

@@ -168,7 +168,7 @@ class Analysis:
     per_hour: pd.DataFrame
     waits: pd.DataFrame
     state_counts: pd.DataFrame
-    #: For a run pooled over several seeds (``chatlab.pooling``): the std of every numeric
+    #: For a run pooled over several seeds (``chatlab.metrics.pooling``): the std of every numeric
     #: metric over the seeds (same layout as ``metrics``, which then holds the means) and
     #: the seeds.  Empty for a single run.
     spread: dict[str, Any] | None = None

@@ -1,4 +1,6 @@
--- 015 (seed): the chat system's functions, per /tmp/chatlab/semantics.md and sim/policies.py.
+-- 015 (seed): the chat system's operations (docs/semantics.md) and the assign function with
+-- every policy of sim/policies.py.  Monitoring and verification are in 016, access rights
+-- in 017, the lab's epoch in 018.
 --
 -- Conventions
 -- * Every function pins search_path (SET search_path FROM CURRENT = the schema it was
@@ -8,7 +10,7 @@
 --     CL001 unknown operator       CL002 unknown chat          CL003 not your chat
 --     CL004 illegal transition     CL005 chat completed        CL006 invalid argument
 --     CL007 unknown policy         CL009 chat not assigned (release of a chat nobody holds)
---   chatlab/db/errors.py maps each to a typed Python error.
+--   chatlab/db/errors.py maps each to the sim/errors.py class ChatSystem raises for it.
 -- * Locks are always taken operator row first, then chat rows, so the functions cannot
 --   deadlock each other (idle release and going offline also lock operator, then chats).
 --   Row locks are FOR NO KEY UPDATE, never FOR UPDATE: foreign-key checks (chats ->
