@@ -19,6 +19,7 @@ CL005       :class:`ChatCompleted`     the chat is completed (a kind of illegal 
 CL006       :class:`InvalidArgument`   NULL id, bad text, negative/NaN threshold, ...
 CL007       :class:`UnknownPolicy`     unknown policy name or parameter
 CL009       :class:`ChatNotAssigned`   release of a chat nobody holds
+CL010       :class:`UnknownTopic`      a new chat names a topic that is not defined
 ==========  =========================  =================================================
 
 Errors of the other layers (a bad scenario file here; the database connection in
@@ -119,6 +120,12 @@ class UnknownPolicy(ChatLabError):
     sqlstate = "CL007"
 
 
+class UnknownTopic(ChatLabError):
+    """A new chat names a topic the system does not have."""
+
+    sqlstate = "CL010"
+
+
 class UnknownName(ChatLabError, ValueError):
     """A string that is not a state or event name (e.g. from a hand-edited log)."""
 
@@ -149,7 +156,7 @@ class ScenarioError(ChatLabError):
 SQLSTATE_ERRORS: dict[str, type[ChatLabError]] = {
     cls.sqlstate: cls  # type: ignore[misc]
     for cls in (UnknownOperator, UnknownChat, NotYourChat, IllegalTransition, ChatCompleted,
-                InvalidArgument, UnknownPolicy, ChatNotAssigned)
+                InvalidArgument, UnknownPolicy, ChatNotAssigned, UnknownTopic)
 }
 
 #: SQLSTATEs a correct concurrent client still meets because another actor moved first:

@@ -19,7 +19,11 @@ from_state     category          chat state before the event; <NA> when the chat
 to_state       category          chat state after the event; <NA> for operator events
 reason         category          free-form qualifier: ``resolved``/``abandoned`` for
                                  ``end``, ``manual_fix`` for a stuck release, ...
+topic          category          the chat's topic (every row of a chat); <NA> for operator
+                                 events and for chats opened without one
 =============  ================  ===========================================================
+
+A log written before topics existed has no ``topic`` column; reading it adds one of <NA>.
 
 Run-level facts (scenario name, policy, seed, source, duration, time scale) live in
 ``df.attrs`` so a single frame is self-describing.
@@ -54,7 +58,7 @@ class OperatorEvent(str, Enum):
         return self.value
 
 
-COLUMNS: tuple[str, ...] = ("time", "chat_id", "operator_id", "event", "from_state", "to_state", "reason")
+COLUMNS: tuple[str, ...] = ("time", "chat_id", "operator_id", "event", "from_state", "to_state", "reason", "topic")
 EVENT_NAMES: tuple[str, ...] = tuple(e.value for e in Event) + tuple(e.value for e in OperatorEvent)
 STATE_NAMES: tuple[str, ...] = tuple(s.value for s in State)
 
@@ -66,7 +70,10 @@ DTYPES: dict[str, Any] = {
     "from_state": pd.CategoricalDtype(STATE_NAMES),
     "to_state": pd.CategoricalDtype(STATE_NAMES),
     "reason": "category",
+    "topic": "category",
 }
+#: Columns that free text fills (categories of whatever values occur).
+_FREE_TEXT = ("reason", "topic")
 
 
 def _text(value: object) -> object:
@@ -93,9 +100,10 @@ class EventLogBuilder:
         from_state: State | str | None = None,
         to_state: State | str | None = None,
         reason: str | None = None,
+        topic: str | None = None,
     ) -> None:
         self._rows.append(
-            (float(time), chat_id, operator_id, _text(event), _text(from_state), _text(to_state), reason)
+            (float(time), chat_id, operator_id, _text(event), _text(from_state), _text(to_state), reason, topic)
         )
 
     def __len__(self) -> int:
@@ -106,8 +114,11 @@ class EventLogBuilder:
 
 
 def from_records(rows: Iterable[tuple] | Iterable[Mapping[str, Any]], attrs: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """Build a typed, time-sorted event log from tuples (in :data:`COLUMNS` order) or dicts."""
-    rows = list(rows)
+    """Build a typed, time-sorted event log from tuples (in :data:`COLUMNS` order) or dicts.
+
+    A tuple may stop before ``topic`` (a chat without one).
+    """
+    rows = [r if isinstance(r, Mapping) or len(r) == len(COLUMNS) else (*r, None) for r in rows]
     if rows and isinstance(rows[0], Mapping):
         frame = pd.DataFrame.from_records(rows, columns=list(COLUMNS))
     else:
@@ -123,7 +134,12 @@ def empty_log(attrs: Mapping[str, Any] | None = None) -> pd.DataFrame:
 
 
 def coerce(frame: pd.DataFrame) -> pd.DataFrame:
-    """Cast a frame with the right columns to the canonical dtypes; raise on unknown values."""
+    """Cast a frame with the right columns to the canonical dtypes; raise on unknown values.
+
+    A frame without ``topic`` (written before topics existed) gets one of <NA>.
+    """
+    if "topic" not in frame.columns:
+        frame = frame.assign(topic=None)
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise InvalidEventLog(f"event log is missing columns {missing}; expected {list(COLUMNS)}")
@@ -136,8 +152,20 @@ def coerce(frame: pd.DataFrame) -> pd.DataFrame:
         if bad:
             raise InvalidEventLog(f"event log column {col!r} has unknown values {bad}; expected one of {list(allowed)}")
         out[col] = values.astype(DTYPES[col])
-    out["reason"] = out["reason"].astype("object").where(out["reason"].notna(), None).astype("category")
+    for col in _FREE_TEXT:
+        out[col] = out[col].astype("object").where(out[col].notna(), None).astype("category")
     return out
+
+
+def is_canonical(frame: pd.DataFrame) -> bool:
+    """Columns, dtypes, a 0..n-1 index and time order exactly as :func:`coerce` and sorting leave them."""
+    if tuple(frame.columns) != COLUMNS or not isinstance(frame.index, pd.RangeIndex) or frame.index.start != 0:
+        return False
+    for col, dtype in DTYPES.items():
+        have = frame[col].dtype
+        if not (isinstance(have, pd.CategoricalDtype) if col in _FREE_TEXT else have == dtype):
+            return False
+    return bool(frame["time"].is_monotonic_increasing) if len(frame) else True
 
 
 def validate(frame: pd.DataFrame) -> pd.DataFrame:
@@ -145,9 +173,9 @@ def validate(frame: pd.DataFrame) -> pd.DataFrame:
     if tuple(frame.columns) != COLUMNS:
         raise InvalidEventLog(f"event log columns are {list(frame.columns)}; expected {list(COLUMNS)}")
     for col, dtype in DTYPES.items():
-        if col == "reason":
+        if col in _FREE_TEXT:
             if not isinstance(frame[col].dtype, pd.CategoricalDtype):
-                raise InvalidEventLog(f"event log column 'reason' has dtype {frame[col].dtype}; expected category")
+                raise InvalidEventLog(f"event log column {col!r} has dtype {frame[col].dtype}; expected category")
         elif str(frame[col].dtype) != str(dtype):
             raise InvalidEventLog(f"event log column {col!r} has dtype {frame[col].dtype}; expected {dtype}")
     if len(frame) and not frame["time"].is_monotonic_increasing:

@@ -48,7 +48,7 @@ import simpy
 from sim.eventlog import EventLogBuilder
 from sim.policies import Policy, RandomChoice, make_policy
 from sim.population import SALT_STREAM, Arrival, Population, Streams
-from sim.scenario import Scenario, load_scenario
+from sim.scenario import Group, Scenario, load_scenario
 from sim.statemachine import State
 from sim.system import ChatSystem
 
@@ -68,7 +68,9 @@ def resolve_policy(scenario: Scenario, policy: str | Policy | None = None,
     params = dict(policy_params or {})
     if name == "exclude_last_fallback":
         params.setdefault("fallback_after", scenario.policy.fallback_after)
-    return make_policy(name, **params)
+    params.pop("relax_after", None)  # routing rules are the scenario's (reports show them as parameters)
+    params.pop("sla_targets", None)
+    return make_policy(name, scenario.policy.routing, **params)
 
 
 @dataclass(eq=False)
@@ -90,6 +92,7 @@ class _Agent:
     id: int  # ChatSystem operator id
     rng: np.random.Generator
     windows: list[tuple[float, float]]
+    group: Group
     on_shift: bool = False
     idle: bool = False
     work_wake: simpy.Event | None = None  # the worker waits on it when there is nothing to answer
@@ -116,10 +119,13 @@ class ChatModel:
         self.population = Population(scenario, self.seed)
         self.rng_salt = streams.generator(SALT_STREAM)
         ops = scenario.operators
+        for topic in scenario.users.topics:
+            self.system.define_topic(topic.name, topic.skill, topic.priority, now=0.0)
         self.agents: list[_Agent] = []
         for i, rng in enumerate(streams.operators(ops.count)):
-            op_id = self.system.create_operator(max_chats=ops.max_chats, now=0.0)
-            self.agents.append(_Agent(i, op_id, rng, scenario.operator_shifts(i)))
+            group = ops.group_of(i)
+            op_id = self.system.create_operator(max_chats=group.max_chats, skills=sorted(group.skills), now=0.0)
+            self.agents.append(_Agent(i, op_id, rng, scenario.operator_shifts(i), group))
         self.by_id = {a.id: a for a in self.agents}
         self.chats: dict[int, _UserChat] = {}
         self.push = scenario.policy.mode == "push"
@@ -192,7 +198,7 @@ class ChatModel:
     def user(self, arrival: Arrival) -> Generator[simpy.Event, Any, None]:
         env, system = self.env, self.system
         user_id, exchanges, patience, thinks = arrival.index + 1, arrival.exchanges, arrival.patience, arrival.thinks
-        chat_id = system.real_user_message(user_id, "hello", now=env.now)
+        chat_id = system.real_user_message(user_id, "hello", topic=arrival.topic, now=env.now)
         chat = self.chats[chat_id] = _UserChat(chat_id, user_id, env.event(), pending_since=env.now)
         self.queue_changed()
         for i in range(exchanges):
@@ -260,7 +266,7 @@ class ChatModel:
 
     def worker(self, agent: _Agent) -> Generator[simpy.Event, Any, None]:
         """Answer the held chats' unanswered messages one at a time, oldest first."""
-        env, system, ops = self.env, self.system, self.scenario.operators
+        env, system, ops = self.env, self.system, agent.group
         while True:
             work = self._next_work(agent) if agent.on_shift else None
             if work is None:
@@ -305,7 +311,7 @@ class ChatModel:
         env, system = self.env, self.system
         agent.idle = True
         system.mark_operator_idle(agent.id, True, now=env.now)
-        yield env.timeout(self.scenario.operators.idle_duration.sample(agent.rng))
+        yield env.timeout(agent.group.idle_duration.sample(agent.rng))
         agent.idle = False
         system.mark_operator_idle(agent.id, False, now=env.now)
         if agent.on_shift:
@@ -398,6 +404,7 @@ class ChatModel:
             "stuck_after": sc.jobs.stuck_after,
             "idle_after": sc.jobs.idle_after,
             "users": self._users,
+            **sc.floor_attrs(),
         }
 
 

@@ -18,6 +18,12 @@ Two families:
   eligibility rule), and give the requester whatever the matching gave it.  So an
   operator who is not "next" gets nothing while someone ahead of it can take the chat.
 
+Routing rules apply to every policy alike (:class:`Routing`): an operator is only offered
+chats whose skill it has (after ``relax_after`` seconds in the queue, any operator may take
+one), and the queue is ordered by priority class (higher first), then by the policy's own
+order — or, with SLA targets, by deadline (``waiting_since + target[priority]``) instead of
+plain waiting time.  Without skills, priorities or targets the rules change nothing.
+
 Push mode (a waiting chat picks a free operator) needs no second method: a dispatcher
 offers work to the free operators one by one and calls ``pick`` for each (see
 ``sim/model.py``); operator-ordered policies then route each chat to the operator the
@@ -34,9 +40,9 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from sim.errors import UnknownPolicy
+from sim.errors import InvalidArgument, UnknownPolicy
 from sim.statemachine import ASSIGNABLE_STATES, LEGACY_ASSIGNABLE_STATES, State
 
 POLICY_NAMES: tuple[str, ...] = (
@@ -58,6 +64,8 @@ class ChatView:
     state: State
     waiting_since: float  # when it (re-)entered the queue: the last user message that made it waiting
     last_operator_id: int | None = None
+    skill: str | None = None  # the skill an operator needs to take it (None: any operator)
+    priority: int = 0  # its class: higher is served first
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,7 @@ class OperatorView:
     max_chats: int = 1
     last_assigned_at: float | None = None  # last time it was given a chat (round robin)
     last_activity_at: float | None = None  # last assignment, reply or unassign (longest idle)
+    skills: frozenset[str] = frozenset()
 
     @property
     def has_capacity(self) -> bool:
@@ -92,8 +101,57 @@ class Snapshot:
         return None
 
 
-def _queue_order(chat: ChatView) -> tuple[float, int]:
-    return (chat.waiting_since, chat.chat_id)
+#: The longest relaxation delay or SLA target (s), as the SQL function checks.
+MAX_ROUTING_S = 1e9
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Skills, priorities and SLA ordering: the rules every policy applies (see the module docstring).
+
+    ``relax_after``: seconds in the queue after which a chat's skill is no longer required
+    (``None``: never).  ``sla_targets``: seconds per priority class (index = class; a class
+    beyond the tuple has no target, i.e. an infinite one); ``None``: order by priority class,
+    then waiting time.
+    """
+
+    relax_after: float | None = None
+    sla_targets: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.relax_after is not None and not (0 <= self.relax_after <= MAX_ROUTING_S):
+            raise InvalidArgument(f"relax_after must be from 0 to 1e9 seconds, got {self.relax_after!r}")
+        if self.sla_targets is not None and not all(0 <= t <= MAX_ROUTING_S for t in self.sla_targets):
+            raise InvalidArgument(f"SLA targets must be from 0 to 1e9 seconds, got {self.sla_targets!r}")
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The non-default rules (for reports and the SQL call)."""
+        out: dict[str, Any] = {}
+        if self.relax_after is not None:
+            out["relax_after"] = self.relax_after
+        if self.sla_targets is not None:
+            out["sla_targets"] = list(self.sla_targets)
+        return out
+
+    def serves(self, chat: ChatView, op: OperatorView, now: float) -> bool:
+        """May ``op`` take ``chat`` as far as skills go?"""
+        return (chat.skill is None or chat.skill in op.skills
+                or (self.relax_after is not None and now - chat.waiting_since >= self.relax_after))
+
+    def deadline(self, chat: ChatView) -> float:
+        targets = self.sla_targets or ()
+        return chat.waiting_since + (targets[chat.priority] if chat.priority < len(targets) else math.inf)
+
+    def queue_key(self, chat: ChatView) -> tuple:
+        """The queue order: (deadline, id) with SLA targets, else (priority class first, waiting time, id)."""
+        if self.sla_targets is not None:
+            return (self.deadline(chat), chat.chat_id)
+        return (-chat.priority, chat.waiting_since, chat.chat_id)
+
+
+#: No skills, no priorities, no SLA: the routing of a scenario that has none.
+NO_ROUTING = Routing()
 
 
 def _nulls_first(value: float | None) -> float:
@@ -104,14 +162,21 @@ class Policy(ABC):
     """Pick a chat for an operator who asks for one, or ``None``."""
 
     name: ClassVar[str]
+    #: Skills, priorities, SLA ordering (set by :func:`make_policy`; the same for every policy of a run).
+    routing: Routing = NO_ROUTING
 
     @abstractmethod
     def pick(self, snapshot: Snapshot, operator_id: int) -> int | None:
         """Return the chat id the requesting operator should get now, or ``None``."""
 
     @property
-    def params(self) -> dict[str, float]:
-        """Parameters that change behaviour (for reports and the SQL call)."""
+    def params(self) -> dict[str, Any]:
+        """Parameters that change behaviour (for reports and the SQL call), routing rules included."""
+        return {**self.own_params, **self.routing.params}
+
+    @property
+    def own_params(self) -> dict[str, float]:
+        """The policy's own parameters (``exclude_last_fallback``'s ``fallback_after``)."""
         return {}
 
     @property
@@ -137,12 +202,14 @@ class ChatOrderedPolicy(Policy):
         return chat.state in ASSIGNABLE_STATES and chat.last_operator_id != operator_id
 
     def order(self, chat: ChatView, snapshot: Snapshot, operator_id: int) -> tuple:
-        return _queue_order(chat)
+        return self.routing.queue_key(chat)
 
     def pick(self, snapshot: Snapshot, operator_id: int) -> int | None:
-        if self._requester(snapshot, operator_id) is None:
+        op = self._requester(snapshot, operator_id)
+        if op is None:
             return None
-        candidates = [c for c in snapshot.chats if self.eligible(c, operator_id, snapshot.now)]
+        now, routing = snapshot.now, self.routing
+        candidates = [c for c in snapshot.chats if self.eligible(c, operator_id, now) and routing.serves(c, op, now)]
         if not candidates:
             return None
         return min(candidates, key=lambda c: self.order(c, snapshot, operator_id)).chat_id
@@ -182,11 +249,11 @@ class ExcludeLastFallback(ChatOrderedPolicy):
     name: ClassVar[str] = "exclude_last_fallback"
 
     def __post_init__(self) -> None:
-        if not (self.fallback_after >= 0):
-            raise UnknownPolicy(f"exclude_last_fallback: fallback_after must be >= 0 seconds, got {self.fallback_after!r}")
+        if not (self.fallback_after >= 0):  # as SQL: CL006
+            raise InvalidArgument(f"fallback_after must be >= 0 seconds, got {self.fallback_after!r}")
 
     @property
-    def params(self) -> dict[str, float]:
+    def own_params(self) -> dict[str, float]:
         return {"fallback_after": self.fallback_after}
 
     def eligible(self, chat: ChatView, operator_id: int, now: float) -> bool:
@@ -201,12 +268,16 @@ def random_rank(salt: int, chat_id: int) -> str:
 
 
 class RandomChoice(ChatOrderedPolicy):
-    """A uniformly random eligible chat (fix's eligibility), drawn from the snapshot's salt."""
+    """A uniformly random eligible chat (fix's eligibility), drawn from the snapshot's salt.
+
+    Priority classes still come first; SLA ordering does not apply (it replaces waiting time,
+    which random ignores).
+    """
 
     name = "random"
 
     def order(self, chat: ChatView, snapshot: Snapshot, operator_id: int) -> tuple:
-        return (random_rank(snapshot.salt, chat.chat_id), chat.chat_id)
+        return (-chat.priority, random_rank(snapshot.salt, chat.chat_id), chat.chat_id)
 
 
 class OperatorOrderedPolicy(Policy):
@@ -220,14 +291,14 @@ class OperatorOrderedPolicy(Policy):
 
     def matching(self, snapshot: Snapshot) -> dict[int, int]:
         """operator id -> chat id for every operator the matching serves."""
-        queue = sorted(
-            (c for c in snapshot.chats if c.state in ASSIGNABLE_STATES), key=_queue_order
-        )
+        routing, now = self.routing, snapshot.now
+        queue = sorted((c for c in snapshot.chats if c.state in ASSIGNABLE_STATES), key=routing.queue_key)
         taken: set[int] = set()
         result: dict[int, int] = {}
         for op in sorted((o for o in snapshot.operators if o.has_capacity), key=self.key):
             for chat in queue:
-                if chat.chat_id not in taken and self.fix_rule.eligible(chat, op.operator_id, snapshot.now):
+                if chat.chat_id not in taken and self.fix_rule.eligible(chat, op.operator_id, now) \
+                        and routing.serves(chat, op, now):
                     taken.add(chat.chat_id)
                     result[op.operator_id] = chat.chat_id
                     break
@@ -280,18 +351,22 @@ _FACTORIES: dict[str, Callable[..., Policy]] = {
 assert tuple(_FACTORIES) == POLICY_NAMES
 
 
-def make_policy(name: str, **params: float) -> Policy:
-    """Build a policy by its name; raise :class:`UnknownPolicy` with the valid names otherwise."""
+def make_policy(name: str, routing: Routing = NO_ROUTING, **params: float) -> Policy:
+    """Build a policy by its name, with the run's routing rules; raise :class:`UnknownPolicy`
+    with the valid names otherwise."""
     factory = _FACTORIES.get(name)
     if factory is None:
         raise UnknownPolicy(f"unknown policy {name!r}; expected one of: {', '.join(POLICY_NAMES)}")
     try:
-        return factory(**params)
+        policy = factory(**params)
     except TypeError:
         allowed = ", ".join(getattr(factory, "__dataclass_fields__", {}).keys() - {"name"}) or "none"
         raise UnknownPolicy(
             f"policy {name!r} does not take parameters {sorted(params)}; it takes: {allowed}"
         ) from None
+    if routing is not NO_ROUTING:
+        policy.routing = routing
+    return policy
 
 
 def parse_policy_list(text: str | Iterable[str]) -> list[str]:

@@ -29,6 +29,7 @@ import numpy as np
 
 from sim.distributions import count_from
 from sim.errors import ChatLabError
+from sim.scenario.spec import DEFAULT_TOPIC
 
 #: Stream indexes of ``SeedSequence(seed).spawn(4)``.
 ARRIVALS_STREAM, USERS_STREAM, OPERATORS_STREAM, SALT_STREAM = range(4)
@@ -47,6 +48,7 @@ class Arrival:
     exchanges: int  # operator replies before it ends the chat
     patience: float  # a chat still queued this long after a message is abandoned (inf = never)
     thinks: tuple[float, ...]  # think time before each of its next messages / the end
+    topic: str = DEFAULT_TOPIC  # what the chat is about (its skill and priority come from the topic)
 
 
 class Streams:
@@ -83,6 +85,8 @@ class Population:
         self._arrivals_rng = streams.generator(ARRIVALS_STREAM)
         self._users_rng = streams.generator(USERS_STREAM)
         self._drawn = 0
+        self._topics = scenario.users.topics
+        self._cumulative = np.cumsum([t.share for t in self._topics])
 
     def candidates(self) -> Iterator[tuple[float, bool]]:
         """Poisson/curve arrivals as ``(gap to the next candidate, accepted)`` pairs, forever.
@@ -109,13 +113,19 @@ class Population:
         return zip(arr.times, arr.trace_exchanges)
 
     def draw(self, time: float, exchanges: int | None = None) -> Arrival:
-        """The next user's draws (in arrival order): exchanges (unless the trace fixed them),
-        patience, then one think time per exchange."""
+        """The next user's draws (in arrival order): its topic (only when there are several, by
+        their shares), exchanges (unless the trace fixed them), patience, then one think time per
+        exchange — each from the topic's own distribution where it has one."""
         users, rng = self.scenario.users, self._users_rng
-        n = exchanges if exchanges is not None else count_from(users.exchanges.sample(rng))
-        patience = float(users.patience.sample(rng))
-        thinks = tuple(float(users.think_time.sample(rng)) for _ in range(n))
-        arrival = Arrival(self._drawn, float(time), int(n), patience, thinks)
+        topic = self._topics[0]
+        if len(self._topics) > 1:
+            topic = self._topics[min(int(np.searchsorted(self._cumulative, rng.random(), side="right")),
+                                     len(self._topics) - 1)]
+        n = exchanges if exchanges is not None else count_from((topic.exchanges or users.exchanges).sample(rng))
+        patience = float((topic.patience or users.patience).sample(rng))
+        think = topic.think_time or users.think_time
+        thinks = tuple(float(think.sample(rng)) for _ in range(n))
+        arrival = Arrival(self._drawn, float(time), int(n), patience, thinks, topic.name)
         self._drawn += 1
         return arrival
 

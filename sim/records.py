@@ -23,6 +23,7 @@ class Operator:
     last_assigned_at: float | None = None
     last_activity_at: float | None = None
     chats: set[int] = field(default_factory=set)
+    skills: frozenset[str] = frozenset()
 
     @property
     def active_chats(self) -> int:
@@ -34,7 +35,7 @@ class Operator:
 
     def view(self) -> OperatorView:
         return OperatorView(self.id, self.online, len(self.chats), self.max_chats,
-                            self.last_assigned_at, self.last_activity_at)
+                            self.last_assigned_at, self.last_activity_at, self.skills)
 
 
 @dataclass
@@ -51,9 +52,21 @@ class Chat:
     operator_replied_at: float | None = None
     assigned_at: float | None = None
     is_active: bool = True
+    topic: str | None = None
+    skill: str | None = None  # copied from the topic when the chat is opened
+    priority: int = 0
 
     def view(self) -> ChatView:
-        return ChatView(self.id, self.state, self.waiting_since, self.last_operator_id)
+        return ChatView(self.id, self.state, self.waiting_since, self.last_operator_id, self.skill, self.priority)
+
+
+@dataclass(frozen=True)
+class TopicRow:
+    """One row of ``topics``: what a new chat of this topic needs (skill) and its class (priority)."""
+
+    name: str
+    skill: str | None = None
+    priority: int = 0
 
 
 @dataclass

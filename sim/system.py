@@ -53,10 +53,18 @@ import math
 from collections.abc import Iterable, Iterator
 
 from sim.calls import Call, recorded
-from sim.errors import ChatCompleted, ChatNotAssigned, InvalidArgument, NotYourChat, UnknownChat, UnknownOperator
+from sim.errors import (
+    ChatCompleted,
+    ChatNotAssigned,
+    InvalidArgument,
+    NotYourChat,
+    UnknownChat,
+    UnknownOperator,
+    UnknownTopic,
+)
 from sim.eventlog import EventLogBuilder, OperatorEvent
-from sim.policies import POLICY_NAMES, ChatOrderedPolicy, Policy, Snapshot, make_policy
-from sim.records import AssignmentRecord, Chat, Operator
+from sim.policies import NO_ROUTING, POLICY_NAMES, ChatOrderedPolicy, Policy, Routing, Snapshot, make_policy
+from sim.records import AssignmentRecord, Chat, Operator, TopicRow
 from sim.statemachine import Event, State, next_state
 
 _WA, _AS, _WR, _DONE = State.WAITING_ASSIGNMENT, State.ASSIGNED, State.WAITING_REAL_USER_REPLY, State.COMPLETED
@@ -77,6 +85,9 @@ _REQUESTER_ONLY_POLICIES = frozenset(
 
 #: The longest message body the system accepts (as SQL's ``_chatlab_check_text``).
 MAX_BODY = 10_000
+#: The longest topic or skill name, and the highest priority class (as migration 019).
+MAX_NAME = 100
+MAX_PRIORITY = 1000
 
 
 def _check_text(what: str, value: object, limit: int) -> None:
@@ -105,7 +116,8 @@ class ChatSystem:
         self._open_history: dict[int, AssignmentRecord] = {}
         self._queue: dict[int, Chat] = {}  # chats in waiting_assignment / waiting_real_user_reply
         self._waiting = 0  # how many of them are in waiting_assignment
-        self._policies: dict[tuple[str, float | None], Policy] = {}
+        self._policies: dict[tuple, Policy] = {}
+        self.topics: dict[str, TopicRow] = {}
         self._next_chat = 1
         #: Successful operations in order (a list when ``record_calls``), see :class:`Call`.
         self.calls: list[Call] | None = [] if record_calls else None
@@ -136,14 +148,22 @@ class ChatSystem:
             raise UnknownChat(f"unknown chat {chat_id!r}")
         return chat
 
-    def _policy(self, policy: Policy | str, fallback_after: float | None = None) -> Policy:
+    def _policy(self, policy: Policy | str, fallback_after: float | None = None, relax_after: float | None = None,
+                sla_targets: Iterable[float] | None = None) -> Policy:
+        """The policy object for an ``assign`` by name, checked in SQL's order: the name, its
+        parameter, the routing rules."""
         if isinstance(policy, Policy):
             return policy
-        key = (policy, fallback_after if policy == "exclude_last_fallback" else None)
+        if policy not in POLICY_NAMES:
+            make_policy(policy)  # UnknownPolicy, naming the valid ones
+        targets = None if sla_targets is None else tuple(float(t) for t in sla_targets)
+        key = (policy, fallback_after if policy == "exclude_last_fallback" else None, relax_after, targets)
         cached = self._policies.get(key)
         if cached is None:
             params = {"fallback_after": float(fallback_after)} if key[1] is not None else {}
-            cached = self._policies[key] = make_policy(policy, **params)
+            make_policy(policy, **params)  # a bad fallback_after before a bad routing rule, as SQL
+            routing = Routing(relax_after, targets) if relax_after is not None or targets is not None else NO_ROUTING
+            cached = self._policies[key] = make_policy(policy, routing, **params)
         return cached
 
     def _move(self, chat: Chat, event: Event, t: float, *, operator_id: int | None,
@@ -158,7 +178,7 @@ class ChatSystem:
         else:
             self._queue.pop(chat.id, None)
         self.log.record(t, event, chat_id=chat.id, operator_id=operator_id,
-                        from_state=source, to_state=target, reason=reason)
+                        from_state=source, to_state=target, reason=reason, topic=chat.topic)
         return target
 
     def _release(self, chat: Chat, event: Event, t: float, *, reason: str | None, history_reason: str) -> int:
@@ -177,16 +197,36 @@ class ChatSystem:
     # ----------------------------------------------------------------- operators
 
     @recorded
-    def create_operator(self, *, max_chats: int = 1, online: bool = False, now: float | None = None) -> int:
-        """Add an operator (offline unless ``online``); return its id."""
+    def create_operator(self, *, max_chats: int = 1, online: bool = False, skills: Iterable[str] = (),
+                        now: float | None = None) -> int:
+        """Add an operator (offline unless ``online``) with its skills; return its id."""
         if isinstance(max_chats, bool) or not isinstance(max_chats, int) or max_chats < 1:
             raise InvalidArgument(f"max_chats must be an integer >= 1, got {max_chats!r}")
+        if isinstance(skills, str):
+            raise InvalidArgument(f"skills must be a list of names, got the text {skills!r}")
+        skills = tuple(skills)
+        for skill in skills:
+            _check_text("skill", skill, MAX_NAME)
         t = self._tick(now)
         op_id = len(self.operators) + 1
-        self.operators[op_id] = Operator(op_id, max_chats, last_activity_at=t)
+        self.operators[op_id] = Operator(op_id, max_chats, last_activity_at=t, skills=frozenset(skills))
         if online:
             self.set_operator_online(op_id, True, now=t)
         return op_id
+
+    @recorded
+    def define_topic(self, name: str, skill: str | None = None, priority: int = 0, *, now: float | None = None) -> None:
+        """Define (or redefine) a topic: new chats of it need ``skill`` and have class ``priority``.
+
+        Chats opened earlier keep the skill and priority they were opened with.
+        """
+        _check_text("topic name", name, MAX_NAME)
+        if skill is not None:
+            _check_text("skill", skill, MAX_NAME)
+        if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= MAX_PRIORITY:
+            raise InvalidArgument(f"priority must be an integer from 0 to {MAX_PRIORITY}, got {priority!r}")
+        self._tick(now)
+        self.topics[name] = TopicRow(name, skill, priority)
 
     @recorded
     def set_operator_online(self, operator_id: int, online: bool, *, now: float | None = None) -> int:
@@ -233,8 +273,9 @@ class ChatSystem:
 
     @recorded
     def real_user_message(self, real_user_id: int, body: str = "hello", chat_id: int | None = None, *,
-                          now: float | None = None) -> int:
-        """A real user writes: a new chat (``chat_id`` None) or a message in its existing chat.
+                          topic: str | None = None, now: float | None = None) -> int:
+        """A real user writes: a new chat (``chat_id`` None, about ``topic``) or a message in its
+        existing chat (``topic`` is then ignored).
 
         Returns the chat id.  In ``waiting_real_user_reply`` the chat becomes assignable
         again (``waiting_since := now``); queued or assigned chats keep state and place.
@@ -243,13 +284,17 @@ class ChatSystem:
             raise InvalidArgument(f"real_user_id must be an integer, got {real_user_id!r}")
         _check_text("message body", body, MAX_BODY)
         if chat_id is None:
+            row = self.topics.get(topic) if topic is not None else TopicRow("")
+            if row is None:
+                raise UnknownTopic(f"unknown topic {topic!r}")
             t = self._tick(now)
-            chat = Chat(self._next_chat, real_user_id, _WA, waiting_since=t, created_at=t)
+            chat = Chat(self._next_chat, real_user_id, _WA, waiting_since=t, created_at=t,
+                        topic=topic, skill=row.skill, priority=row.priority)
             self._next_chat += 1
             self.chats[chat.id] = chat
             self._queue[chat.id] = chat
             self._waiting += 1
-            self.log.record(t, Event.USER_MESSAGE, chat_id=chat.id, to_state=_WA)
+            self.log.record(t, Event.USER_MESSAGE, chat_id=chat.id, to_state=_WA, topic=topic)
             return chat.id
         chat = self._chat(chat_id)
         if chat.real_user_id != real_user_id:
@@ -306,15 +351,18 @@ class ChatSystem:
 
     @recorded
     def assign(self, operator_id: int, policy: Policy | str, *, now: float | None = None,
-               salt: int = 0, fallback_after: float | None = None) -> int | None:
+               salt: int = 0, fallback_after: float | None = None, relax_after: float | None = None,
+               sla_targets: Iterable[float] | None = None) -> int | None:
         """The operator asks for a chat; the policy picks one (or None).
 
-        ``policy`` is a :class:`Policy` or a name; with a name, ``fallback_after`` sets
-        ``exclude_last_fallback``'s T (the SQL function's parameter; ignored by the others).
-        Offline or full operators get None (not an error).  Asking is not activity.
+        ``policy`` is a :class:`Policy` (with its routing rules) or a name; with a name,
+        ``fallback_after`` sets ``exclude_last_fallback``'s T, and ``relax_after`` /
+        ``sla_targets`` the routing rules (:class:`sim.policies.Routing`), as the SQL
+        function's parameters do.  Offline or full operators get None (not an error).
+        Asking is not activity.
         """
+        pol = self._policy(policy, fallback_after, relax_after, sla_targets)
         op = self._op(operator_id)
-        pol = self._policy(policy, fallback_after)
         t = self._tick(now)
         if not op.has_capacity or not self._queue:
             return None

@@ -14,13 +14,13 @@ from chatlab.db import errors as E
 from chatlab.db.client import ChatDB
 from sim.errors import ChatLabError, IllegalTransition
 
-TABLES = ("operators", "chats", "messages", "chat_assignments", "chat_events", "schema_migrations")
+TABLES = ("operators", "chats", "messages", "chat_assignments", "chat_events", "schema_migrations", "topics")
 
 
 def _dump(db: ChatDB) -> dict[str, list[tuple]]:
     out = {}
     for table in TABLES:
-        order = "version" if table == "schema_migrations" else "id"
+        order = {"schema_migrations": "version", "topics": "name"}.get(table, "id")
         out[table] = db._rows(f"SELECT * FROM {table} ORDER BY {order}")  # constant table names
     return out
 
@@ -136,6 +136,28 @@ CASES: list[tuple[str, type[E.ChatLabError], str, Callable[[dict], Any]]] = [
      lambda w: w["db"].chat_next_state("waiting_assignment", "operator_reply")),
     ("next-state-legacy-only", E.IllegalTransition, "only the legacy pre-fix policy",
      lambda w: w["db"].chat_next_state("waiting_real_user_reply", "assign")),
+    # floors (migration 019): topics, skills, routing rules
+    ("new-chat-unknown-topic", E.UnknownTopic, "unknown topic 'refunds'",
+     lambda w: w["db"].real_user_message(5, "hello", None, "refunds")),
+    ("new-chat-unknown-topic-empty-body", E.InvalidArgument, "message body must not be empty",
+     lambda w: w["db"].real_user_message(5, "", None, "refunds")),  # the body is checked first
+    ("topic-empty-name", E.InvalidArgument, "topic name must not be empty",
+     lambda w: w["db"].define_topic(" ", "billing", 1)),
+    ("topic-empty-skill", E.InvalidArgument, "skill must not be empty", lambda w: w["db"].define_topic("t", "", 1)),
+    ("topic-negative-priority", E.InvalidArgument, "priority must be an integer from 0 to 1000",
+     lambda w: w["db"].define_topic("t", "billing", -1)),
+    ("topic-huge-priority", E.InvalidArgument, "priority must be an integer from 0 to 1000",
+     lambda w: w["db"].define_topic("t", None, 1001)),
+    ("operator-blank-skill", E.InvalidArgument, "skill must not be empty",
+     lambda w: w["db"].create_operator("d", 1, True, ["billing", " "])),
+    ("operator-long-skill", E.InvalidArgument, "skill is too long",
+     lambda w: w["db"].create_operator("d", 1, True, ["x" * 101])),
+    ("operator-null-skills", E.InvalidArgument, "skills must be a list of names",
+     lambda w: w["db"].create_operator("d", 1, True, None)),
+    ("assign-negative-relax", E.InvalidArgument, "relax_after must be from 0 to 1e9",
+     lambda w: w["db"].assign_chat_to_operator(w["b"], "exclude_last", 300, 0, -5)),
+    ("assign-negative-sla-target", E.InvalidArgument, "SLA targets must be from 0 to 1e9",
+     lambda w: w["db"].assign_chat_to_operator(w["b"], "exclude_last", 300, 0, None, [60, -1])),
 ]
 
 
@@ -178,7 +200,7 @@ def test_offline_or_full_operator_is_not_an_error(world):
 
 
 def test_sqlstate_table_and_race_states():
-    assert set(E.SQLSTATE_ERRORS) == {"CL001", "CL002", "CL003", "CL004", "CL005", "CL006", "CL007", "CL009"}
+    assert set(E.SQLSTATE_ERRORS) == {"CL001", "CL002", "CL003", "CL004", "CL005", "CL006", "CL007", "CL009", "CL010"}
     for code, cls in E.SQLSTATE_ERRORS.items():
         assert cls.sqlstate == code and issubclass(cls, E.ChatLabError)
     assert E.RACE_SQLSTATES <= set(E.SQLSTATE_ERRORS)

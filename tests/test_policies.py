@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sim.errors import UnknownPolicy
+from sim.errors import InvalidArgument, UnknownPolicy
 from sim.policies import POLICY_NAMES, ChatView, OperatorView, Snapshot, make_policy, parse_policy_list, random_rank
 from sim.statemachine import State
 
@@ -116,7 +116,7 @@ def test_no_policy_serves_an_offline_or_full_requester_or_picks_assigned_chats(n
 def test_unknown_policy_names_and_parameters_are_user_errors() -> None:
     with pytest.raises(UnknownPolicy, match="expected one of: legacy"):
         make_policy("fifo")
-    with pytest.raises(UnknownPolicy, match="fallback_after"):
+    with pytest.raises(InvalidArgument, match="fallback_after"):  # CL006, as the SQL function says
         make_policy("exclude_last_fallback", fallback_after=-1)
     with pytest.raises(UnknownPolicy, match="does not take parameters"):
         make_policy("exclude_last", fallback_after=3)

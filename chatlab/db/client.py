@@ -21,7 +21,7 @@ nothing.  A broken connection is reopened on the next call.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -169,8 +169,12 @@ class ChatDB:
         return self._scalar("server_clock")
 
     # -- operators ---------------------------------------------------------------------
-    def create_operator(self, name: str, max_chats: int = 1, online: bool = True) -> int:
-        return int(self._scalar("create_operator", {"name": name, "max_chats": max_chats, "online": online}))
+    def create_operator(self, name: str, max_chats: int = 1, online: bool = True, skills: Sequence[str] = ()) -> int:
+        return int(self._scalar("create_operator", {"name": name, "max_chats": max_chats, "online": online,
+                                                    "skills": None if skills is None else list(skills)}))
+
+    def define_topic(self, name: str, skill: str | None = None, priority: int = 0) -> None:
+        self.run("define_topic", {"name": name, "skill": skill, "priority": priority})
 
     def set_operator_online(self, operator_id: int, online: bool) -> int:
         """Returns how many chats going offline released."""
@@ -180,15 +184,20 @@ class ChatDB:
         self.run("touch_operator", {"operator_id": operator_id})
 
     # -- chats -------------------------------------------------------------------------
-    def real_user_message(self, real_user_id: int, body: str, chat_id: int | None = None) -> int:
-        return int(self._scalar("real_user_message", {"real_user_id": real_user_id, "body": body, "chat_id": chat_id}))
+    def real_user_message(self, real_user_id: int, body: str, chat_id: int | None = None, topic: str | None = None) -> int:
+        return int(self._scalar("real_user_message", {"real_user_id": real_user_id, "body": body, "chat_id": chat_id,
+                                                      "topic": topic}))
 
     def assign_chat_to_operator(
-        self, operator_id: int, policy: str = "exclude_last", fallback_after: float = 300.0, salt: int | None = 0
+        self, operator_id: int, policy: str = "exclude_last", fallback_after: float = 300.0, salt: int | None = 0,
+        relax_after: float | None = None, sla_targets: Sequence[float] | None = None,
     ) -> int | None:
-        value = self._scalar("assign_chat_to_operator", {"operator_id": operator_id, "policy": policy,
-                                                         "fallback_after": fallback_after, "salt": salt},
-                             nothing_if_empty=True)
+        """The chat the policy gives the operator under the routing rules (``relax_after``,
+        ``sla_targets``: :class:`sim.policies.Routing`), or None."""
+        value = self._scalar("assign_chat_to_operator", {
+            "operator_id": operator_id, "policy": policy, "fallback_after": fallback_after, "salt": salt,
+            "relax_after": relax_after, "sla_targets": None if sla_targets is None else list(sla_targets)},
+            nothing_if_empty=True)
         return None if value is None else int(value)
 
     def operator_message(self, operator_id: int, chat_id: int, body: str) -> int:

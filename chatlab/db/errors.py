@@ -30,12 +30,13 @@ from sim.errors import (
     UnknownChat,
     UnknownOperator,
     UnknownPolicy,
+    UnknownTopic,
 )
 
 __all__ = [
     "RACE_SQLSTATES", "SQLSTATE_ERRORS", "ChatCompleted", "ChatLabError", "ChatNotAssigned", "ConstraintViolation",
     "DatabaseError", "DatabaseUnavailable", "IllegalTransition", "InvalidArgument", "NotYourChat", "UnknownChat",
-    "UnknownOperator", "UnknownPolicy", "translate",
+    "UnknownOperator", "UnknownPolicy", "UnknownTopic", "translate",
 ]
 
 

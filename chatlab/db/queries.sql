@@ -44,7 +44,10 @@ SELECT current_setting('max_connections')::int - current_setting('superuser_rese
 -- ---------------------------------------------------------------------------------------
 
 -- name: create_operator
-SELECT create_operator(%(name)s, %(max_chats)s, %(online)s)
+SELECT create_operator(%(name)s, %(max_chats)s, %(online)s, %(skills)s::text[])
+
+-- name: define_topic
+SELECT define_topic(%(name)s, %(skill)s, %(priority)s)
 
 -- name: set_operator_online
 -- Returns how many chats going offline released.
@@ -54,11 +57,12 @@ SELECT set_operator_online(%(operator_id)s, %(online)s)
 SELECT touch_operator(%(operator_id)s)
 
 -- name: real_user_message
-SELECT real_user_message(%(real_user_id)s, %(body)s, %(chat_id)s)
+SELECT real_user_message(%(real_user_id)s, %(body)s, %(chat_id)s::bigint, %(topic)s::text)
 
 -- name: assign_chat_to_operator
 -- NULL when the operator is offline, full, or nothing is eligible for it.
-SELECT assign_chat_to_operator(%(operator_id)s, %(policy)s, %(fallback_after)s::float8, %(salt)s::bigint)
+SELECT assign_chat_to_operator(%(operator_id)s, %(policy)s, %(fallback_after)s::float8, %(salt)s::bigint,
+                               %(relax_after)s::float8, %(sla_targets)s::float8[])
 
 -- name: operator_message
 SELECT operator_message(%(operator_id)s, %(chat_id)s, %(body)s)
@@ -130,21 +134,23 @@ SELECT id FROM chats WHERE chat_state = 'assigned' AND assigned_operator_id = %(
 
 -- name: snapshot_chats
 -- The open chats as a policy sees them (sim.policies.ChatView), times in lab seconds.
-SELECT id, chat_state, chatlab_seconds(waiting_since), last_operator_id
+SELECT id, chat_state, chatlab_seconds(waiting_since), last_operator_id, skill, priority
 FROM chats WHERE chat_state <> 'completed' ORDER BY id
 
 -- name: snapshot_operators
 -- Every operator as a policy sees it (sim.policies.OperatorView), times in lab seconds.
 SELECT o.id, o.is_online,
        (SELECT count(*) FROM chats c WHERE c.chat_state = 'assigned' AND c.assigned_operator_id = o.id),
-       o.max_chats, chatlab_seconds(o.last_assigned_at), chatlab_seconds(o.last_activity_at)
+       o.max_chats, chatlab_seconds(o.last_assigned_at), chatlab_seconds(o.last_activity_at), o.skills
 FROM operators o ORDER BY o.id
 
 -- name: event_log
--- The history as sim/eventlog.py's rows; time in lab seconds of the database clock.
-SELECT {schema}.chatlab_seconds(at) AS time, chat_id, operator_id, event, from_state, to_state, reason
-FROM {schema}.chat_events
-ORDER BY at, id
+-- The history as sim/eventlog.py's rows (a chat's topic on each of its rows); time in lab
+-- seconds of the database clock.
+SELECT {schema}.chatlab_seconds(e.at) AS time, e.chat_id, e.operator_id, e.event, e.from_state, e.to_state,
+       e.reason, c.topic
+FROM {schema}.chat_events e LEFT JOIN {schema}.chats c ON c.id = e.chat_id
+ORDER BY e.at, e.id
 
 -- ---------------------------------------------------------------------------------------
 -- what a load test's clients see (loadtest/users)

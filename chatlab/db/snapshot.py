@@ -39,13 +39,13 @@ def read_snapshot(conn: "psycopg.Connection | ChatDB", now: float | None = None,
         now=float(now),
         chats=tuple(
             ChatView(chat_id=int(i), state=State(s), waiting_since=float(w),
-                     last_operator_id=None if lo is None else int(lo))
-            for i, s, w, lo in chats
+                     last_operator_id=None if lo is None else int(lo), skill=skill, priority=int(prio))
+            for i, s, w, lo, skill, prio in chats
         ),
         operators=tuple(
             OperatorView(operator_id=int(i), online=bool(on), active_chats=int(n), max_chats=int(m),
-                         last_assigned_at=la, last_activity_at=lact)
-            for i, on, n, m, la, lact in operators
+                         last_assigned_at=la, last_activity_at=lact, skills=frozenset(skills))
+            for i, on, n, m, la, lact, skills in operators
         ),
         salt=int(salt),
     )

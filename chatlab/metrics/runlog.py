@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from sim.errors import InvalidEventLog
-from sim.eventlog import COLUMNS, DTYPES, coerce, jsonable
+from sim.eventlog import coerce, is_canonical, jsonable
 from sim.statemachine import State
 
 DEFAULT_SERVICE_LEVEL_T = 60.0
@@ -40,7 +40,7 @@ def prepare(log: pd.DataFrame) -> pd.DataFrame:
     """
     if not isinstance(log, pd.DataFrame):
         raise InvalidEventLog(f"expected an event-log DataFrame, got {type(log).__name__}")
-    if _is_canonical(log):
+    if is_canonical(log):
         return log  # already prepared: every function here calls prepare(), keep that free
     attrs = dict(log.attrs)
     out = coerce(log)
@@ -49,20 +49,6 @@ def prepare(log: pd.DataFrame) -> pd.DataFrame:
     out = out.reset_index(drop=True)
     out.attrs = attrs
     return out
-
-
-def _is_canonical(log: pd.DataFrame) -> bool:
-    """Columns, dtypes, a 0..n-1 index and time order exactly as :func:`prepare` leaves them."""
-    if tuple(log.columns) != COLUMNS or not isinstance(log.index, pd.RangeIndex) or log.index.start != 0:
-        return False
-    for col, dtype in DTYPES.items():
-        have = log[col].dtype
-        if col == "reason":
-            if not isinstance(have, pd.CategoricalDtype):
-                return False
-        elif have != dtype:
-            return False
-    return bool(log["time"].is_monotonic_increasing) if len(log) else True
 
 
 def run_duration(log: pd.DataFrame) -> float:

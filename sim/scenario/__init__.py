@@ -13,9 +13,21 @@ from sim.errors import ScenarioError
 from sim.scenario.fields import FIELD_DOCS
 from sim.scenario.files import available_scenarios, load_scenario, resolve_scenario_path, scenario_dirs
 from sim.scenario.reader import parse_scenario
-from sim.scenario.spec import Arrivals, Jobs, Operators, PolicySpec, Scenario, Shift, Users
+from sim.scenario.spec import (
+                               DEFAULT_GROUP,
+                               DEFAULT_TOPIC,
+                               Arrivals,
+                               Group,
+                               Jobs,
+                               Operators,
+                               PolicySpec,
+                               Scenario,
+                               Shift,
+                               Topic,
+                               Users,
+)
 
 __all__ = [
-    "FIELD_DOCS", "Arrivals", "Jobs", "Operators", "PolicySpec", "Scenario", "ScenarioError", "Shift", "Users",
+    "DEFAULT_GROUP", "DEFAULT_TOPIC", "FIELD_DOCS", "Arrivals", "Group", "Topic", "Jobs", "Operators", "PolicySpec", "Scenario", "ScenarioError", "Shift", "Users",
     "available_scenarios", "load_scenario", "parse_scenario", "resolve_scenario_path", "scenario_dirs",
 ]

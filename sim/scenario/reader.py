@@ -9,6 +9,7 @@ the list of valid keys.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 from sim.distributions import Constant, Distribution, parse_distribution
 from sim.errors import DistributionError, ScenarioError
 from sim.policies import POLICY_NAMES
+from sim.scenario.floor import read_groups, read_sla_targets, read_topics
 from sim.scenario.spec import Arrivals, Jobs, Operators, PolicySpec, Scenario, Shift, Users
 
 
@@ -101,11 +103,12 @@ class _Table:
 
 
 _TOP = ("name", "description", "duration", "seed", "users", "operators", "policy", "jobs")
-_USERS = ("arrivals", "think_time", "exchanges", "patience")
+_USERS = ("arrivals", "think_time", "exchanges", "patience", "topics")
 _ARRIVAL_KEYS = {"poisson": ("kind", "rate", "scale"), "curve": ("kind", "points", "scale"), "trace": ("kind", "path")}
-_OPERATORS = ("count", "max_chats", "handle_time", "unassign_probability", "idle_probability", "idle_duration", "shifts")
+_OPERATORS = ("count", "max_chats", "handle_time", "unassign_probability", "idle_probability", "idle_duration", "shifts",
+              "groups")
 _SHIFT = ("start", "end", "operators", "count")
-_POLICY = ("name", "mode", "fallback_after", "poll_interval", "salt")
+_POLICY = ("name", "mode", "fallback_after", "poll_interval", "salt", "relax_after", "order", "sla_targets")
 _JOBS = ("idle_detection_interval", "idle_after", "stuck_check_interval", "stuck_after")
 
 
@@ -171,7 +174,7 @@ def _read_trace(t: _Table, path: Path) -> tuple[tuple[float, ...], tuple[int | N
 def _shifts(ops: _Table, count: int) -> tuple[Shift, ...]:
     raw = ops.data.get("shifts", [])
     if not isinstance(raw, list):
-        raise ops.error("shifts", f"an array of tables [[operators.shifts]] with keys {', '.join(_SHIFT)}; got {raw!r}")
+        raise ops.error("shifts", f"an array of tables [[{ops.key('shifts')}]] with keys {', '.join(_SHIFT)}; got {raw!r}")
     out: list[Shift] = []
     next_free = 0
     for i, item in enumerate(raw):
@@ -220,7 +223,8 @@ def parse_scenario(data: Mapping[str, Any], *, source: str = "<dict>", base_dir:
     )
 
     ops_t = top.table("operators", _OPERATORS, required=True)
-    count = ops_t.integer("count", None, minimum=1)
+    grouped = ops_t.has("groups")
+    count = 0 if grouped else ops_t.integer("count", None, minimum=1)
     operators = Operators(
         count=count,
         max_chats=ops_t.integer("max_chats", 1, minimum=1),
@@ -228,8 +232,12 @@ def parse_scenario(data: Mapping[str, Any], *, source: str = "<dict>", base_dir:
         unassign_probability=ops_t.number("unassign_probability", 0.0, maximum=1.0),
         idle_probability=ops_t.number("idle_probability", 0.0, maximum=1.0),
         idle_duration=ops_t.dist("idle_duration", Operators.idle_duration),
-        shifts=_shifts(ops_t, count),
+        shifts=() if grouped else _shifts(ops_t, count),
     )
+    if grouped:
+        operators = read_groups(ops_t, operators, _shifts)
+    if users_t.has("topics"):
+        users = read_topics(users_t, users, operators.skills)
 
     pol_t = top.table("policy", _POLICY)
     salt = None
@@ -241,7 +249,14 @@ def parse_scenario(data: Mapping[str, Any], *, source: str = "<dict>", base_dir:
         fallback_after=pol_t.number("fallback_after", 300.0),
         poll_interval=pol_t.number("poll_interval", 5.0, strict=True),
         salt=salt,
+        relax_after=pol_t.number("relax_after", None) if pol_t.has("relax_after") else None,
+        order=pol_t.text("order", "priority", choices=("priority", "sla")),
     )
+    if policy.order == "sla":
+        policy = dataclasses.replace(policy, sla_targets=read_sla_targets(pol_t, {t.priority for t in users.topics}))
+    elif pol_t.has("sla_targets"):
+        raise pol_t.error("sla_targets", 'order = "sla" (the targets order the queue by deadline; '
+                                         "without it the queue is ordered by priority class, then waiting time)")
 
     jobs_t = top.table("jobs", _JOBS)
     jobs = Jobs(

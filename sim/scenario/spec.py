@@ -18,6 +18,7 @@ from typing import Any
 
 from sim.distributions import Constant, Distribution, Exponential
 from sim.errors import ScenarioError
+from sim.policies import Routing
 
 
 @dataclass(frozen=True)
@@ -70,16 +71,61 @@ def _interp(points: tuple[tuple[float, float], ...], t: float) -> float:
     return r0 + (r1 - r0) * (t - t0) / (t1 - t0)
 
 
+#: The one topic of a scenario without ``[[users.topics]]`` (no skill needed, priority 0).
+DEFAULT_TOPIC = "general"
+#: The one group of a scenario without ``[[operators.groups]]``.
+DEFAULT_GROUP = "all"
+
+
+@dataclass(frozen=True)
+class Topic:
+    """What a chat is about: which operators may take it (``skill``) and how urgent it is.
+
+    ``priority`` is a class: higher is served first.  ``think_time``/``exchanges``/``patience``
+    override the users' defaults for chats of this topic (``None``: the defaults).
+    """
+
+    name: str
+    share: float = 1.0  # of all arrivals
+    skill: str | None = None  # None: any operator may take it
+    priority: int = 0
+    think_time: Distribution | None = None
+    exchanges: Distribution | None = None
+    patience: Distribution | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "share": self.share, "priority": self.priority}
+        if self.skill is not None:
+            out["skill"] = self.skill
+        for key in ("think_time", "exchanges", "patience"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = _dist_dict(value)
+        return out
+
+
 @dataclass(frozen=True)
 class Users:
     arrivals: Arrivals
     think_time: Distribution = Exponential(30.0)  # user's time to answer an operator reply (s)
     exchanges: Distribution = Constant(3.0)  # operator replies before the user ends the chat (rounded, >= 1)
     patience: Distribution = Constant(math.inf)  # a queued user gives up after this long (s); inf = never
+    topic_specs: tuple[Topic, ...] = ()  # [[users.topics]]; none: one topic of every chat
+
+    @property
+    def topics(self) -> tuple[Topic, ...]:
+        """The topics, in file order (a scenario without ``[[users.topics]]`` has one: :data:`DEFAULT_TOPIC`)."""
+        return self.topic_specs or (Topic(DEFAULT_TOPIC),)
+
+    def topic(self, name: str) -> Topic:
+        return next(t for t in self.topics if t.name == name)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"arrivals": self.arrivals.to_dict(), "think_time": self.think_time.to_dict(),
-                "exchanges": self.exchanges.to_dict(), "patience": _dist_dict(self.patience)}
+        out = {"arrivals": self.arrivals.to_dict(), "think_time": self.think_time.to_dict(),
+               "exchanges": self.exchanges.to_dict(), "patience": _dist_dict(self.patience)}
+        if self.topic_specs:
+            out["topics"] = [t.to_dict() for t in self.topic_specs]
+        return out
 
 
 @dataclass(frozen=True)
@@ -95,7 +141,39 @@ class Shift:
 
 
 @dataclass(frozen=True)
+class Group:
+    """Operators who are alike: capacity, speed, skills, shifts.  Operators ``first`` ..
+    ``first + count - 1`` (0-based over the floor) belong to it."""
+
+    name: str
+    count: int
+    first: int = 0
+    max_chats: int = 1
+    handle_time: Distribution = Exponential(60.0)
+    unassign_probability: float = 0.0
+    idle_probability: float = 0.0
+    idle_duration: Distribution = Constant(600.0)
+    skills: frozenset[str] = frozenset()
+    shifts: tuple[Shift, ...] = ()  # indexes within the group
+
+    @property
+    def members(self) -> range:
+        """The group's operator indexes (0-based over the floor)."""
+        return range(self.first, self.first + self.count)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "count": self.count, "max_chats": self.max_chats,
+                "handle_time": self.handle_time.to_dict(), "unassign_probability": self.unassign_probability,
+                "idle_probability": self.idle_probability, "idle_duration": self.idle_duration.to_dict(),
+                "skills": sorted(self.skills), "shifts": [s.to_dict() for s in self.shifts]}
+
+
+@dataclass(frozen=True)
 class Operators:
+    """The floor.  Without ``[[operators.groups]]`` every operator is alike (one group of ``count``);
+    with groups, the fields here are the floor's defaults and ``count``/``shifts`` are the groups'
+    together (shift indexes over the whole floor)."""
+
     count: int
     max_chats: int = 1
     handle_time: Distribution = Exponential(60.0)  # time to write one reply (s)
@@ -103,11 +181,31 @@ class Operators:
     idle_probability: float = 0.0  # per handled message: stop responding for idle_duration first
     idle_duration: Distribution = Constant(600.0)
     shifts: tuple[Shift, ...] = ()
+    group_specs: tuple[Group, ...] = ()  # [[operators.groups]]; none: the flat form
+
+    @property
+    def groups(self) -> tuple[Group, ...]:
+        """The groups in file order (the flat form is one group, :data:`DEFAULT_GROUP`)."""
+        return self.group_specs or (Group(DEFAULT_GROUP, self.count, 0, self.max_chats, self.handle_time,
+                                          self.unassign_probability, self.idle_probability, self.idle_duration,
+                                          frozenset(), self.shifts),)
+
+    def group_of(self, i: int) -> Group:
+        """The group of operator ``i`` (0-based)."""
+        return next(g for g in self.groups if i in g.members)
+
+    @property
+    def skills(self) -> frozenset[str]:
+        """Every skill some operator has."""
+        return frozenset().union(*(g.skills for g in self.groups))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"count": self.count, "max_chats": self.max_chats, "handle_time": self.handle_time.to_dict(),
-                "unassign_probability": self.unassign_probability, "idle_probability": self.idle_probability,
-                "idle_duration": self.idle_duration.to_dict(), "shifts": [s.to_dict() for s in self.shifts]}
+        out: dict[str, Any] = {"max_chats": self.max_chats, "handle_time": self.handle_time.to_dict(),
+                               "unassign_probability": self.unassign_probability,
+                               "idle_probability": self.idle_probability, "idle_duration": self.idle_duration.to_dict()}
+        if self.group_specs:
+            return {**out, "groups": [g.to_dict() for g in self.group_specs]}
+        return {"count": self.count, **out, "shifts": [s.to_dict() for s in self.shifts]}
 
 
 @dataclass(frozen=True)
@@ -117,12 +215,31 @@ class PolicySpec:
     fallback_after: float = 300.0  # exclude_last_fallback's T (s)
     poll_interval: float = 5.0  # how often an operator with free capacity asks again (push: re-dispatch)
     salt: int | None = None  # random policy: fixed salt; None = a fresh seeded salt per request
+    relax_after: float | None = None  # skill relaxation: after this long queued, any operator may take a chat
+    order: str = "priority"  # queue order: "priority" (class, then waiting time) or "sla" (deadline)
+    sla_targets: tuple[tuple[int, float], ...] = ()  # order = "sla": (priority class, target s)
+
+    @property
+    def routing(self) -> Routing:
+        """The routing rules every policy of this scenario applies (:class:`sim.policies.Routing`)."""
+        targets = None
+        if self.order == "sla":
+            top = max((p for p, _ in self.sla_targets), default=-1)
+            table = dict(self.sla_targets)
+            targets = tuple(table.get(p, math.inf) for p in range(top + 1))
+        return Routing(relax_after=self.relax_after, sla_targets=targets)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "mode": self.mode, "fallback_after": self.fallback_after,
                                "poll_interval": self.poll_interval}
         if self.salt is not None:
             out["salt"] = self.salt
+        if self.relax_after is not None:
+            out["relax_after"] = self.relax_after
+        if self.order != "priority":
+            out["order"] = self.order
+        if self.sla_targets:
+            out["sla_targets"] = {str(p): t for p, t in self.sla_targets}
         return out
 
 
@@ -176,6 +293,18 @@ class Scenario:
             else:
                 merged.append((start, end))
         return merged
+
+    def floor_attrs(self) -> dict[str, Any]:
+        """The floor as event-log ``attrs`` (operator ids are 1-based: index + 1), so metrics, reports
+        and replays know each operator's group, capacity and skills and each topic's skill and class."""
+        groups = self.operators.groups
+        return {
+            "groups": {g.name: [i + 1 for i in g.members] for g in groups},
+            "operator_max_chats": {str(i + 1): g.max_chats for g in groups for i in g.members},
+            "operator_skills": {str(i + 1): sorted(g.skills) for g in groups for i in g.members},
+            "topics": {t.name: {"skill": t.skill, "priority": t.priority} for t in self.users.topics},
+            "routing": self.policy.routing.params,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """Every field (defaults filled in) as plain TOML-like data; :func:`parse_scenario` round-trips it."""
