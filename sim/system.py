@@ -199,14 +199,17 @@ class ChatSystem:
     @recorded
     def create_operator(self, *, max_chats: int = 1, online: bool = False, skills: Iterable[str] = (),
                         now: float | None = None) -> int:
-        """Add an operator (offline unless ``online``) with its skills; return its id."""
-        if isinstance(max_chats, bool) or not isinstance(max_chats, int) or max_chats < 1:
-            raise InvalidArgument(f"max_chats must be an integer >= 1, got {max_chats!r}")
-        if isinstance(skills, str):
-            raise InvalidArgument(f"skills must be a list of names, got the text {skills!r}")
+        """Add an operator (offline unless ``online``) with its skills; return its id.
+
+        Checked in SQL's order: the skills, then the capacity.
+        """
+        if skills is None or isinstance(skills, str):
+            raise InvalidArgument(f"skills must be a list of names, got {skills!r}")
         skills = tuple(skills)
         for skill in skills:
             _check_text("skill", skill, MAX_NAME)
+        if isinstance(max_chats, bool) or not isinstance(max_chats, int) or max_chats < 1:
+            raise InvalidArgument(f"max_chats must be an integer >= 1, got {max_chats!r}")
         t = self._tick(now)
         op_id = len(self.operators) + 1
         self.operators[op_id] = Operator(op_id, max_chats, last_activity_at=t, skills=frozenset(skills))

@@ -58,6 +58,14 @@ def _log_rows(frame: Any) -> list[tuple]:
 ids = st.integers(min_value=0, max_value=10_000)  # turned into an existing id or one past the end
 #: message bodies: mostly fine, sometimes empty, blank or one character too long (CL006 on both sides)
 bodies = st.sampled_from(["hi", "hi", "hi", "", " \n\t", "x" * 10_001])
+#: floors: skills of new operators, topics of new chats (one unknown: CL010), topic definitions
+#: (some invalid: CL006), routing rules of an assign (relaxation, SLA targets per class)
+skill_sets = st.sampled_from([[], [], ["billing"], ["tech"], ["billing", "tech"], [""]])
+topics = st.sampled_from([None, None, "general", "billing", "tech", "vip", "nope"])
+topic_defs = st.sampled_from([("general", None, 0), ("billing", "billing", 0), ("tech", "tech", 1), ("vip", None, 2),
+                              ("vip", "tech", 2), ("bad", "", 0), ("bad", None, -1), (" ", None, 0)])
+relaxations = st.sampled_from([None, None, 0.0, 60.0, -1.0])
+sla_targets = st.sampled_from([None, None, [300.0, 60.0, 0.0], [30.0, 0.0], [-5.0]])
 
 
 class DifferentialMachine(RuleBasedStateMachine):
@@ -117,12 +125,19 @@ class DifferentialMachine(RuleBasedStateMachine):
         for _ in range(chats):
             self.new_chat()
 
-    @rule(max_chats=st.integers(0, 3), online=st.booleans())
-    def create_operator(self, max_chats: int, online: bool) -> None:
-        n = len(self.sim.operators) + 1
-        self._both(f"create_operator(max_chats={max_chats}, online={online})",
-                   lambda: self.sim.create_operator(max_chats=max_chats, online=online, now=self.t),
-                   lambda: self.db.create_operator(f"o{n}", max_chats, online))
+    @rule(max_chats=st.integers(0, 3), online=st.booleans(), skills=skill_sets)
+    def create_operator(self, max_chats: int, online: bool, skills: list[str] | None = None) -> None:
+        n, skills = len(self.sim.operators) + 1, skills or []
+        self._both(f"create_operator(max_chats={max_chats}, online={online}, skills={skills})",
+                   lambda: self.sim.create_operator(max_chats=max_chats, online=online, skills=skills, now=self.t),
+                   lambda: self.db.create_operator(f"o{n}", max_chats, online, skills))
+
+    @rule(definition=topic_defs)
+    def define_topic(self, definition: tuple[str, str | None, int]) -> None:
+        name, skill, priority = definition
+        self._both(f"define_topic({name!r}, {skill!r}, {priority})",
+                   lambda: self.sim.define_topic(name, skill, priority, now=self.t),
+                   lambda: self.db.define_topic(name, skill, priority))
 
     @rule(k=ids, online=st.booleans())
     def set_online(self, k: int, online: bool) -> None:
@@ -137,12 +152,12 @@ class DifferentialMachine(RuleBasedStateMachine):
         self._both(f"touch_operator({op})", lambda: self.sim.touch_operator(op, now=self.t),
                    lambda: self.db.touch_operator(op))
 
-    @rule(body=bodies)
-    def new_chat(self, body: str = "hi") -> None:
+    @rule(body=bodies, topic=topics)
+    def new_chat(self, body: str = "hi", topic: str | None = None) -> None:
         user = next(self.users)
-        self._both(f"real_user_message({user}, new, {body[:8]!r})",
-                   lambda: self.sim.real_user_message(user, body, now=self.t),
-                   lambda: self.db.real_user_message(user, body))
+        self._both(f"real_user_message({user}, new, {body[:8]!r}, topic={topic!r})",
+                   lambda: self.sim.real_user_message(user, body, topic=topic, now=self.t),
+                   lambda: self.db.real_user_message(user, body, None, topic))
 
     @rule(k=ids, wrong_user=st.booleans(), body=bodies)
     def user_message(self, k: int, wrong_user: bool, body: str) -> None:
@@ -153,13 +168,16 @@ class DifferentialMachine(RuleBasedStateMachine):
                    lambda: self.sim.real_user_message(user, body, chat, now=self.t),
                    lambda: self.db.real_user_message(user, body, chat))
 
-    @rule(k=ids, data=st.data(), salt=st.integers(0, 2**31 - 1), fallback=st.sampled_from([0.0, 30.0, 300.0]))
-    def assign(self, k: int, data: st.DataObject, salt: int, fallback: float) -> None:
+    @rule(k=ids, data=st.data(), salt=st.integers(0, 2**31 - 1), fallback=st.sampled_from([0.0, 30.0, 300.0]),
+          relax=relaxations, sla=sla_targets)
+    def assign(self, k: int, data: st.DataObject, salt: int, fallback: float, relax: float | None,
+               sla: list[float] | None) -> None:
         op = self._op(k)
         policy = data.draw(st.sampled_from(self.POLICIES), label="policy")
-        self._both(f"assign({op}, {policy}, fallback={fallback}, salt={salt})",
-                   lambda: self.sim.assign(op, policy, now=self.t, salt=salt, fallback_after=fallback),
-                   lambda: self.db.assign_chat_to_operator(op, policy, fallback, salt))
+        self._both(f"assign({op}, {policy}, fallback={fallback}, salt={salt}, relax={relax}, sla={sla})",
+                   lambda: self.sim.assign(op, policy, now=self.t, salt=salt, fallback_after=fallback,
+                                           relax_after=relax, sla_targets=sla),
+                   lambda: self.db.assign_chat_to_operator(op, policy, fallback, salt, relax, sla))
 
     @rule(k=ids, c=ids, holder=st.booleans(), body=bodies)
     def reply(self, k: int, c: int, holder: bool, body: str) -> None:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 
 import psycopg
 import pytest
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 
 from chatlab.db.client import ChatDB
 from chatlab.db.snapshot import read_snapshot
-from sim.policies import POLICY_NAMES, make_policy
+from sim.policies import POLICY_NAMES, Routing, make_policy
 from sim.errors import ChatCompleted, ChatLabError, IllegalTransition
 from sim.statemachine import TRANSITIONS, Event, State, is_legal, next_state
 
@@ -113,16 +114,34 @@ STEP = st.tuples(st.sampled_from(["new", "assign", "legacy_assign", "reply", "un
                  st.integers(0, 50), st.integers(0, 400))
 
 
+#: topic -> (skill, priority class); new chats draw one of these or none
+TOPICS = {"general": (None, 0), "billing": ("billing", 0), "tech": ("tech", 1), "vip": (None, 2),
+          "vip_tech": ("tech", 2)}
+SKILL_SETS = [(), ("billing",), ("tech",), ("billing", "tech")]
+#: routing rules drawn per example: (relax_after, sla_targets per class)
+ROUTINGS = st.tuples(st.sampled_from([None, 0.0, 60.0, 300.0]),
+                     st.sampled_from([None, (300.0, 120.0, 30.0), (60.0, 60.0), (0.0,), (30.0, 0.0, 0.0)]))
+
+
 def _reset(db: ChatDB) -> None:
-    db.conn.execute("TRUNCATE chat_events, chat_assignments, messages, chats, operators RESTART IDENTITY")
+    db.conn.execute("TRUNCATE chat_events, chat_assignments, messages, chats, operators, topics RESTART IDENTITY")
 
 
-def _build(db: ChatDB, operators: list[tuple[int, bool]], steps: list[tuple[str, int, int]]) -> list[int]:
-    """Apply random but valid operations; returns operator ids."""
+def _build(db: ChatDB, operators: list[tuple[int, bool, int]], steps: list[tuple[str, int, int]],
+           queue: list[tuple[int, int]] = ()) -> list[int]:
+    """Apply random but valid operations; returns operator ids.  ``queue``: (topic, seconds
+    later) of chats opened first, so contested queues (classes, skills, deadlines) are common."""
     t = 0
     db.set_clock(t)
-    ops = [db.create_operator(f"op{i}", max_chats=m) for i, (m, _) in enumerate(operators)]
-    for op, (_, online) in zip(ops, operators):
+    for name, (skill, priority) in TOPICS.items():
+        db.define_topic(name, skill, priority)
+    for k, (topic, dt) in enumerate(queue):
+        t += dt
+        db.set_clock(t)
+        db.real_user_message(10_000 + k, "hello", None, [None, *TOPICS][topic % (len(TOPICS) + 1)])
+    ops = [db.create_operator(f"op{i}", max_chats=m, skills=SKILL_SETS[k % len(SKILL_SETS)])
+           for i, (m, _, k) in enumerate(operators)]
+    for op, (_, online, _) in zip(ops, operators):
         if not online:
             db.set_operator_online(op, False)
     user = itertools.count(1)
@@ -134,7 +153,8 @@ def _build(db: ChatDB, operators: list[tuple[int, bool]], steps: list[tuple[str,
             t += dt
             db.set_clock(t)
         elif kind == "new":
-            db.real_user_message(next(user), "hello")
+            topic = [None, *TOPICS][a % (len(TOPICS) + 1)]
+            db.real_user_message(next(user), "hello", None, topic)
         elif kind in ("assign", "legacy_assign"):
             db.assign_chat_to_operator(op, "legacy" if kind == "legacy_assign" else "exclude_last")
         elif kind == "reply" and held:
@@ -157,27 +177,34 @@ def _build(db: ChatDB, operators: list[tuple[int, bool]], steps: list[tuple[str,
     return ops
 
 
-def _sql_pick(db: ChatDB, op: int, policy: str, fallback_after: float, salt: int) -> int | None:
+def _sql_pick(db: ChatDB, op: int, policy: str, fallback_after: float, salt: int,
+              routing: Routing = Routing()) -> int | None:
     with db.conn.transaction(force_rollback=True):
-        return db.assign_chat_to_operator(op, policy, fallback_after, salt)
+        return db.assign_chat_to_operator(op, policy, fallback_after, salt, routing.relax_after, routing.sla_targets)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                    HealthCheck.too_slow])
-@given(operators=st.lists(st.tuples(st.integers(1, 3), st.booleans()), min_size=1, max_size=4),
+@settings(max_examples=int(os.environ.get("CHATLAB_AGREE_EXAMPLES", "100")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                 HealthCheck.too_slow])
+@given(operators=st.lists(st.tuples(st.integers(1, 3), st.booleans(), st.integers(0, 3)), min_size=1, max_size=4),
        steps=st.lists(STEP, min_size=0, max_size=30),
        salt=st.integers(-(2**40), 2**40),
-       fallback_after=st.sampled_from([0.0, 30.0, 300.0]))
-def test_every_policy_picks_the_same_chat_as_python(db, operators, steps, salt, fallback_after):
+       fallback_after=st.sampled_from([0.0, 30.0, 300.0]),
+       rules=ROUTINGS,
+       queue=st.lists(st.tuples(st.integers(0, 5), st.sampled_from([0, 1, 30, 90])), max_size=6))
+def test_every_policy_picks_the_same_chat_as_python(db, operators, steps, salt, fallback_after, rules, queue):
+    """Random states with skills, topics and priority classes, and random routing rules (skill
+    relaxation, SLA deadlines): every policy, every operator, the same chat in SQL as in Python."""
     _reset(db)
-    ops = _build(db, operators, steps)
+    ops = _build(db, operators, steps, queue)
     snapshot = read_snapshot(db, salt=salt)
+    routing = Routing(*rules)
     for name in POLICY_NAMES:
         params = {"fallback_after": fallback_after} if name == "exclude_last_fallback" else {}
-        policy = make_policy(name, **params)
+        policy = make_policy(name, routing, **params)
         for op in ops:
             expected = policy.pick(snapshot, op)
-            assert _sql_pick(db, op, name, fallback_after, salt) == expected, (name, op, snapshot)
+            assert _sql_pick(db, op, name, fallback_after, salt, routing) == expected, (name, op, routing, snapshot)
     assert read_snapshot(db, salt=salt) == snapshot  # the picks were rolled back
 
 

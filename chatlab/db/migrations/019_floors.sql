@@ -61,14 +61,15 @@ BEGIN
 END
 $$;
 
--- An operator with skills (015's create_operator, then its skills).
+-- An operator with skills: the skills are checked first (before 015's create_operator takes
+-- an id from the sequence, which a later error would not give back), then 015's checks.
 CREATE FUNCTION create_operator(p_name text, p_max_chats integer, p_online boolean, p_skills text[])
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_id    bigint := create_operator(p_name, p_max_chats, p_online);
+    v_id    bigint;
     v_skill text;
 BEGIN
     IF p_skills IS NULL THEN
@@ -77,6 +78,7 @@ BEGIN
     FOREACH v_skill IN ARRAY p_skills LOOP
         PERFORM _chatlab_check_text('skill', v_skill, 100);
     END LOOP;
+    v_id := create_operator(p_name, p_max_chats, p_online);
     UPDATE operators SET skills = p_skills WHERE id = v_id;
     RETURN v_id;
 END
