@@ -132,7 +132,7 @@ def run_load_test(settings: LoadTestSettings, *, on_tick: Callable[[float], None
                 if pool > spare:
                     notes.append(f"real-user pool capped at {spare} by the server's max_connections (wanted {pool})")
                     pool = spare
-                seed_operators(db, settings)
+                seed_floor(db, settings, scenario)
             run = settings.for_server(dsn, schema, pool)
             config_path = run.write(out_dir / "loadtest_config.json")
             try:
@@ -162,6 +162,7 @@ def run_load_test(settings: LoadTestSettings, *, on_tick: Callable[[float], None
         "policy_params": dict(settings.policy_params), "seed": settings.seed, "mode": scenario.policy.mode,
         "duration": settings.duration, "time_scale": settings.time_scale,
         "operators": [o.operator_id for o in settings.operators], "stuck_after": float(scenario.jobs.stuck_after),
+        **scenario.floor_attrs(),
     })
     outcome = LoadTestOutcome(log=log, locust=result, settings=run.redacted(), run_info=info, schema=schema,
                               wall_s=time.monotonic() - started, integrity=checks, notes=notes)
@@ -169,12 +170,15 @@ def run_load_test(settings: LoadTestSettings, *, on_tick: Callable[[float], None
     return outcome
 
 
-def seed_operators(db: Any, settings: LoadTestSettings) -> int:
-    """Create the run's operators (offline: each logs in when its shift starts, so the history's
-    ``operator_online`` rows are the scenario's shifts).  In a fresh schema the ids come out
-    1..n in creation order — the simulation's ids, so per-operator tables line up."""
+def seed_floor(db: Any, settings: LoadTestSettings, scenario: Any) -> int:
+    """Define the scenario's topics and create its operators with their capacity and skills
+    (offline: each logs in when its shift starts, so the history's ``operator_online`` rows are
+    the scenario's shifts).  In a fresh schema the ids come out 1..n in creation order — the
+    simulation's ids, so per-operator tables line up."""
+    for topic in scenario.users.topics:
+        db.define_topic(topic.name, topic.skill, topic.priority)
     for op in settings.operators:
-        got = db.create_operator(op.name, op.max_chats, False)
+        got = db.create_operator(op.name, op.max_chats, False, list(op.skills))
         if got != op.operator_id:
             raise LoadTestFailed(f"schema {db.schema!r} is not fresh: operator {op.name!r} got id {got}, "
                                  f"expected {op.operator_id}")

@@ -46,6 +46,7 @@ class SeededOperator:
     max_chats: int = 1
     #: on-shift windows in scenario seconds; empty = always on shift
     shifts: tuple[tuple[float, float], ...] = ()
+    skills: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,8 @@ class LoadTestSettings:
         try:
             ops = tuple(SeededOperator(operator_id=int(o["operator_id"]), name=str(o["name"]),
                                        max_chats=int(o.get("max_chats", 1)),
-                                       shifts=tuple((float(a), float(b)) for a, b in o.get("shifts", ())))
+                                       shifts=tuple((float(a), float(b)) for a, b in o.get("shifts", ())),
+                                       skills=tuple(str(s) for s in o.get("skills", ())))
                         for o in data["operators"])
             return cls(**{**data, "operators": ops})
         except (KeyError, TypeError, ValueError) as exc:
@@ -175,7 +177,8 @@ def plan(scenario: str, *, policy: str | None = None, time_scale: float = DEFAUL
 
 
 def seeded_operators(scenario: Scenario, duration: float) -> tuple[SeededOperator, ...]:
-    """The scenario's operators with ids 1..n (the simulation's ids), capacity and shifts.
+    """The scenario's operators with ids 1..n (the simulation's ids), their group's capacity and
+    skills, and their shifts.
 
     A shift that lasts to the end of the scenario never ends here either (the simulation
     does not log such an operator out at the end, so neither may the load test).
@@ -184,6 +187,8 @@ def seeded_operators(scenario: Scenario, duration: float) -> tuple[SeededOperato
         return float(a), (math.inf if b >= scenario.duration or b >= duration else float(b))
 
     ops = scenario.operators
-    return tuple(SeededOperator(operator_id=i + 1, name=f"operator-{i + 1}", max_chats=int(ops.max_chats),
-                                shifts=tuple(window(a, b) for a, b in scenario.operator_shifts(i)))
+    return tuple(SeededOperator(operator_id=i + 1, name=f"{ops.group_of(i).name}-{i + 1}",
+                                max_chats=int(ops.group_of(i).max_chats),
+                                shifts=tuple(window(a, b) for a, b in scenario.operator_shifts(i)),
+                                skills=tuple(sorted(ops.group_of(i).skills)))
                  for i in range(int(ops.count)))

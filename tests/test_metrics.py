@@ -127,6 +127,7 @@ def test_lorenz_curve_of_even_and_concentrated() -> None:
 
 def test_half_time_operator_with_half_the_chats_is_fair() -> None:
     b = LogBuilder()
+    b.op(0.0, 1, "operator_online")
     b.op(3600.0, 2, "operator_online")  # operator 2 works only the second hour
     t = 0.0
     for chat in range(1, 11):  # operator 1: 10 chats over two hours
@@ -151,11 +152,11 @@ def test_online_intervals_rules() -> None:
     b.op(100.0, 1, "operator_offline")  # no online first: online from 0
     b.op(200.0, 2, "operator_online")  # never offline: online until duration
     b.op(300.0, 2, "operator_offline").op(400.0, 2, "operator_online")
-    b.op(10.0, 3, "operator_idle")  # neither event: the whole run
+    b.op(10.0, 3, "operator_idle")  # neither event in a log with presence rows: never online
     iv = M.online_intervals(b.log(duration=1000.0))
     assert iv[1] == [(0.0, 100.0)]
     assert iv[2] == [(200.0, 300.0), (400.0, 1000.0)]
-    assert iv[3] == [(0.0, 1000.0)]
+    assert iv[3] == []
 
 
 # ----------------------------------------------------------------- waits
@@ -358,3 +359,21 @@ def test_readme_key_table_lists_every_documented_key() -> None:
     table = M.metric_docs_markdown().splitlines()
     assert table[:2] == ["| key | meaning |", "|---|---|"] and len(table) == 2 + len(M.METRIC_DOCS)
     assert all(f"| `{key}` |" in M.metric_docs_markdown() for key in M.METRIC_DOCS)
+
+
+def test_an_operator_the_log_never_logs_in_was_never_online() -> None:
+    """issue 12's defect: an operator whose shift starts after the window has no online time
+    (it used to count as online for the whole run, with 0 assignments: 'unfair')."""
+    b = LogBuilder()
+    b.op(0.0, 1, "operator_online")
+    b.new(10.0, 1).assign(11.0, 1, 1).reply(20.0, 1, 1).end(30.0, 1)
+    log = b.log(duration=3600.0, operators=[1, 2])  # operator 2: declared, never logged in
+    po = M.per_operator(log).set_index("operator_id")
+    assert po.loc[1, "online_h"] == pytest.approx(1.0) and po.loc[2, "online_h"] == 0.0
+    fairness = M.compute_metrics(log)["fairness"]["assignments_per_online_hour"]
+    assert fairness["n"] == 1 and fairness["jain"] == pytest.approx(1.0)
+    # a log with no presence rows at all (hand-made): everyone is online the whole run
+    bare = LogBuilder()
+    bare.new(10.0, 1).assign(11.0, 1, 1)
+    assert M.per_operator(bare.log(duration=3600.0, operators=[1, 2]))["online_h"].tolist() == [1.0, 1.0]
+

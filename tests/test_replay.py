@@ -134,3 +134,18 @@ def test_random_with_fixed_salt_replays_exactly(tmp_path, pg_uri, capsys):
         int((load_log(out / "events.parquet")[0]["event"] == "assign").sum()), 0)
     assert cli(["replay", str(out), "--salt", "1", "--database-url", pg_uri, "--no-progress"]) == 1
     assert "disagreement: t=" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("scenario", "policy"), [("mixed_floor", "exclude_last"), ("mixed_floor", "round_robin"),
+                                                  ("skills_gap", "least_loaded"), ("vip_rush", "exclude_last")])
+def test_floor_logs_replay_exactly(tmp_path, pg_uri, capsys, scenario, policy):
+    """Groups, skills, topics, relaxation and SLA order: the database, set up from the log's attrs,
+    takes every decision the simulation took."""
+    out = tmp_path / f"{scenario}-{policy}"
+    assert cli(["run", scenario, "--policy", policy, "--duration", "2700", "--no-progress", "--out", str(out)]) == 0
+    log, _ = load_log(out / "events.parquet")
+    capsys.readouterr()
+    assert cli(["replay", str(out), "--database-url", pg_uri, "--no-progress"]) == 0
+    applied, decisions, disagreements = _summary_counts(capsys.readouterr().out)
+    assert (applied, disagreements) == (len(log), 0)
+    assert decisions == int((log["event"] == "assign").sum()) > 50

@@ -17,6 +17,7 @@ from chatlab.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = (ROOT / "scenarios" / "baseline.toml").read_text()
+FLOOR = (ROOT / "scenarios" / "mixed_floor.toml").read_text()
 
 
 def edit(old: str, new: str, *, count: int = 1) -> str:
@@ -41,6 +42,25 @@ SCENARIO_CASES = [
     ("unknown-mode", edit('mode = "pull"', 'mode = "sideways"'), ["policy.mode", "pull", "push"]),
     ("shift-ends-before-start", BASELINE + "\n[[operators.shifts]]\nstart = 100\nend = 50\ncount = 2\n",
      ["operators.shifts[0].end", "after start"]),
+    # floors: groups, topics, routing (issue 12)
+    ("topic-with-unknown-skill", FLOOR.replace('skill = "tech"', 'skill = "legal"'),
+     ["users.topics[1].skill", "billing, tech", "'legal'"]),
+    ("group-of-zero", FLOOR.replace("count = 3", "count = 0"), ["operators.groups[0].count", ">= 1"]),
+    ("shares-not-summing-to-1", FLOOR.replace("share = 0.4", "share = 0.3"), ["users.topics", "sum to 1", "0.9"]),
+    ("priority-not-an-integer", FLOOR.replace("priority = 1", "priority = 1.5"),
+     ["users.topics[2].priority", "integer", "1.5"]),
+    ("priority-as-text", FLOOR.replace("priority = 1", 'priority = "high"'), ["users.topics[2].priority", "'high'"]),
+    ("groups-and-count", FLOOR.replace("[operators]", "[operators]\ncount = 4"), ["operators.groups", "not both"]),
+    ("group-name-with-a-dot", FLOOR.replace('name = "senior"', 'name = "sen.ior"'),
+     ["operators.groups[0].name", "letters, digits"]),
+    ("speed-and-handle-time", FLOOR.replace("speed = 2.0", "speed = 2.0\nhandle_time = 30"),
+     ["operators.groups[0].speed", "not both"]),
+    ("sla-without-targets", FLOOR.replace("relax_after = 240", 'relax_after = 240\norder = "sla"'),
+     ["policy.sla_targets", "required"]),
+    ("sla-target-missing-a-class", FLOOR.replace("relax_after = 240",
+                                                 'relax_after = 240\norder = "sla"\nsla_targets = { 0 = 300 }'),
+     ["policy.sla_targets", "missing [1]"]),
+    ("negative-relax-after", FLOOR.replace("relax_after = 240", "relax_after = -1"), ["policy.relax_after", ">= 0"]),
 ]
 
 #: (id, argv, words the line must contain); OUT is replaced by the case's output directory

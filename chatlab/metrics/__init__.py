@@ -18,9 +18,13 @@ Definitions (also in the README, "Metrics and reports"):
 * **Operators** are every operator id seen in the log, plus those declared in
   ``attrs["operators"]`` (an operator who never got a chat still counts against fairness).
 * **Online time**: ``operator_online`` / ``operator_offline`` events bound each operator's
-  online intervals.  An operator whose first such event is ``operator_offline`` was online
-  from 0; one left online is online until ``duration``; one with neither event is online the
-  whole run.
+  online intervals (log-ins at shift starts, log-outs at shift ends and by idle detection).
+  An operator whose first such event is ``operator_offline`` was online from 0; one left
+  online is online until ``duration``; one with neither event was never online — unless the
+  log has no such events at all (a hand-made log without presence), where everyone is
+  online the whole run.
+* **Utilisation** of an operator: the time it held at least one chat (``assigned``) over its
+  online time.
 * **Fairness indices** of non-negative values x_1..x_n (mean m):
   Gini = sum_ij |x_i - x_j| / (2 n^2 m) (0 = equal, (n-1)/n = one takes all);
   Jain = (sum x)^2 / (n sum x^2) (1 = equal, 1/n = one takes all);

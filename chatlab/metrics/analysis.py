@@ -20,6 +20,7 @@ from chatlab.metrics.episodes import (
     wait_summary,
 )
 from chatlab.metrics.fairness import fairness_summary
+from chatlab.metrics.floor import class_metrics, group_metrics, group_names
 from chatlab.metrics.runlog import (
     _AS,
     _WA,
@@ -60,8 +61,8 @@ def compute_metrics(
     """All run-level metrics of one event log as a JSON-serialisable dict with stable keys.
 
     Sections: ``schema_version``, ``run``, ``params``, ``counts``, ``fairness``, ``wait``,
-    ``assignment``, ``health``, ``occupancy`` (every key is listed in the README and in
-    :data:`METRIC_DOCS`).  Values that cannot be defined (e.g. p99 with no served wait) are
+    ``assignment``, ``health``, ``occupancy``, ``groups``, ``topics``, ``priorities`` (every
+    key is listed in the README and in :data:`METRIC_DOCS`).  Values that cannot be defined (e.g. p99 with no served wait) are
     ``None``, never NaN, so the JSON is strict.
     """
     return _metrics_and_parts(log, service_level_t=service_level_t, stuck_after=stuck_after)[0]
@@ -108,6 +109,7 @@ def _metrics_and_parts(
         "replies": fairness_summary(po["replies"]),
         "assignments_per_online_hour": fairness_summary(online["assignments_per_online_hour"]),
         "replies_per_online_hour": fairness_summary(online["replies_per_online_hour"]),
+        "utilisation": fairness_summary(online["utilisation"]),
     }
     wait = wait_summary(parts.waits, service_level_t)
     wait["abandoned"] = abandoned
@@ -139,6 +141,7 @@ def _metrics_and_parts(
         "queue_max": int(q_v.max()) if len(q_v) else 0,
         "queue_final": int(q_v[-1]) if len(q_v) else 0,
     }
+    by_topic, by_class = class_metrics(log, parts.waits, service_level_t)
     occ = state_occupancy(log)
     occupancy = {state: {"seconds": _num(occ.at[state, "seconds"]) or 0.0, "share": _num(occ.at[state, "share"])}
                  for state in OPEN_STATES}
@@ -152,6 +155,9 @@ def _metrics_and_parts(
         "assignment": assignment,
         "health": health,
         "occupancy": occupancy,
+        "groups": group_metrics(po, group_names(log.attrs, dict(zip(po["operator_id"], po["group"])))),
+        "topics": by_topic,
+        "priorities": by_class,
     }, parts
 
 

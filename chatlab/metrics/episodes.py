@@ -42,10 +42,11 @@ def online_intervals(log: pd.DataFrame) -> dict[int, list[tuple[float, float]]]:
     for t, op, ev in zip(rows["time"].to_numpy(), _col(rows, "operator_id"), _col(rows, "event")):
         by_op.setdefault(int(op), []).append((float(t), ev))
     result: dict[int, list[tuple[float, float]]] = {}
+    presence = bool(by_op)  # the log says who logs in and out: an operator it never names never was online
     for op in ops:
         events = by_op.get(op)
         if not events:
-            result[op] = [(0.0, duration)] if duration > 0 else []
+            result[op] = [(0.0, duration)] if duration > 0 and not presence else []
             continue
         intervals: list[tuple[float, float]] = []
         online_since: float | None = 0.0 if events[0][1] == OperatorEvent.OFFLINE.value else None

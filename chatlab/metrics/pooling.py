@@ -62,7 +62,7 @@ def std_metrics(metrics: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return _combine(list(metrics), "std")
 
 
-_SUMMED = ("online_s", "online_h", "assignments", "replies", "repeat_assignments", "premature_assignments",
+_SUMMED = ("online_s", "online_h", "assignments", "replies", "busy_s", "repeat_assignments", "premature_assignments",
            "assigned_s", "idle_releases", "idle_false_positives")
 
 
@@ -70,8 +70,10 @@ def pooled_per_operator(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """Per-operator counts summed over seeds; shares and per-online-hour rates recomputed."""
     cols = list(tables[0].columns)
     both = pd.concat(tables, ignore_index=True)
-    summed = both.groupby("operator_id", sort=True)[list(_SUMMED)].sum().reset_index()
-    return add_shares_and_rates(summed).loc[:, cols]
+    grouped = both.groupby("operator_id", sort=True)
+    summed = grouped[list(_SUMMED)].sum()
+    summed.insert(0, "group", grouped["group"].first())
+    return add_shares_and_rates(summed.reset_index()).loc[:, cols]
 
 
 def mean_state_counts(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:

@@ -7,10 +7,12 @@ really returns, so the documentation cannot drift from the numbers.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from chatlab.metrics.floor import GROUP_DISTRIBUTIONS
 from chatlab.metrics.runlog import OPEN_STATES
+from sim.scenario.spec import DEFAULT_GROUP, DEFAULT_TOPIC
 
 #: Bump when a key of :func:`compute_metrics` changes meaning or disappears.
 SCHEMA_VERSION = 1
@@ -86,30 +88,55 @@ METRIC_DOCS: dict[str, str] = {
     "health.queue_final": "queue length at the end of the run",
     "occupancy.<state>.seconds": "chat-seconds spent in the state",
     "occupancy.<state>.share": "share of all open-state chat-seconds",
+    "groups.<group>.operators": "operators in the group",
+    "groups.<group>.online_h": "the group's online hours, summed over its operators",
+    "groups.<group>.assignments": "assignments to the group's operators",
+    "groups.<group>.utilisation_mean": "mean utilisation of the group's operators online at all",
+    "groups.<group>.<gdist>.<stat>": "fairness within the group (stats as fairness.<dist>) of <gdist>: "
+                                    "assignments_per_online_hour or utilisation, over its operators online at all",
+    "topics.<topic>.priority": "the topic's priority class (higher is served first)",
+    "topics.<topic>.chats": "chats of the topic",
+    "topics.<topic>.waits": "waits for assignment of its chats (served + censored)",
+    "topics.<topic>.served": "waits ended by an assign",
+    "topics.<topic>.mean_s": "mean served wait (s)",
+    "topics.<topic>.p50_s": "median served wait (s)",
+    "topics.<topic>.p90_s": "90th percentile served wait (s)",
+    "topics.<topic>.p99_s": "99th percentile served wait (s)",
+    "topics.<topic>.service_level": "served within T / waits with a known outcome (as wait.service_level)",
+    "topics.<topic>.abandoned": "its chats ended with reason abandoned",
+    "topics.<topic>.abandonment_rate": "abandoned / chats of the topic",
+    "priorities.<priority>.<key>": "the same as topics.<topic>.<key> (but priority) over every chat of the class",
 }
 FAIRNESS_DISTRIBUTIONS: tuple[str, ...] = (
-    "assignments", "replies", "assignments_per_online_hour", "replies_per_online_hour",
+    "assignments", "replies", "assignments_per_online_hour", "replies_per_online_hour", "utilisation",
 )
 
 
-def documented_keys() -> list[str]:
-    """:data:`METRIC_DOCS` with the placeholders expanded, in :func:`compute_metrics` order."""
-    keys: list[str] = []
-    for key in METRIC_DOCS:
-        if "<dist>" in key:
-            continue
-        if "<state>" in key:
-            continue
-        keys.append(key)
+def documented_keys(groups: Sequence[str] = (DEFAULT_GROUP,), topics: Sequence[str] = (DEFAULT_TOPIC,),
+                    priorities: Sequence[str] = ("0",)) -> list[str]:
+    """:data:`METRIC_DOCS` with the placeholders expanded, in :func:`compute_metrics` order, for a
+    floor with these groups, topics and priority classes (default: the flat form's one of each)."""
+    plain = [k for k in METRIC_DOCS if "<" not in k]
     expanded: list[str] = []
-    for key in keys:
+    for key in plain:
         expanded.append(key)
         if key == "fairness.operators":
-            stats = [k.split(".")[-1] for k in METRIC_DOCS if k.startswith("fairness.<dist>.")]
-            expanded += [f"fairness.{d}.{s}" for d in FAIRNESS_DISTRIBUTIONS for s in stats]
-    stats = [k.split(".")[-1] for k in METRIC_DOCS if k.startswith("occupancy.<state>.")]
-    expanded += [f"occupancy.{st}.{s}" for st in OPEN_STATES for s in stats]
+            expanded += [f"fairness.{d}.{s}" for d in FAIRNESS_DISTRIBUTIONS for s in _stats("fairness.<dist>.")]
+    expanded += [f"occupancy.{st}.{s}" for st in OPEN_STATES for s in _stats("occupancy.<state>.")]
+    for g in groups:
+        expanded += [f"groups.{g}.{s}" for s in _stats("groups.<group>.") if s != "<stat>"]
+        expanded += [f"groups.{g}.{d}.{s}" for d in GROUP_DISTRIBUTIONS for s in _stats("fairness.<dist>.")]
+    topic_keys = _stats("topics.<topic>.")
+    for t in topics:
+        expanded += [f"topics.{t}.{s}" for s in topic_keys]
+    for p in priorities:
+        expanded += [f"priorities.{p}.{s}" for s in topic_keys if s != "priority"]
     return expanded
+
+
+def _stats(prefix: str) -> list[str]:
+    """The last parts of the documented keys under ``prefix`` (``<gdist>.<stat>`` counts as ``<stat>``)."""
+    return [k[len(prefix):].split(".")[-1] for k in METRIC_DOCS if k.startswith(prefix)]
 
 
 def metric_docs_markdown() -> str:

@@ -17,25 +17,28 @@ from chatlab.metrics.episodes import (
     step_mean,
     wait_episodes,
 )
+from chatlab.metrics.floor import busy_seconds, operator_groups
 from chatlab.metrics.runlog import _AS, DEFAULT_SERVICE_LEVEL_T, operator_ids, prepare, run_duration
 from sim.statemachine import Event
 
 PER_OPERATOR_COLUMNS = (
-    "operator_id", "online_s", "online_h", "assignments", "replies", "assignment_share", "reply_share",
-    "assignments_per_online_hour", "replies_per_online_hour", "repeat_assignments",
+    "operator_id", "group", "online_s", "online_h", "assignments", "replies", "assignment_share", "reply_share",
+    "assignments_per_online_hour", "replies_per_online_hour", "busy_s", "utilisation", "repeat_assignments",
     "premature_assignments", "assigned_s", "idle_releases", "idle_false_positives",
 )
 
 
 def add_shares_and_rates(frame: pd.DataFrame) -> pd.DataFrame:
-    """Each operator's share of all assignments/replies and its counts per online hour (NaN when
-    never online), from the ``assignments``, ``replies`` and ``online_h`` columns (in place)."""
+    """Each operator's share of all assignments/replies, its counts per online hour and its
+    utilisation (NaN when never online), from the ``assignments``, ``replies``, ``online_h`` and
+    ``busy_s`` columns (in place)."""
     total_a, total_r = frame["assignments"].sum(), frame["replies"].sum()
     frame["assignment_share"] = frame["assignments"] / total_a if total_a else np.nan
     frame["reply_share"] = frame["replies"] / total_r if total_r else np.nan
     hours = frame["online_h"].where(frame["online_h"] > 0)
     frame["assignments_per_online_hour"] = frame["assignments"] / hours
     frame["replies_per_online_hour"] = frame["replies"] / hours
+    frame["utilisation"] = frame["busy_s"] / frame["online_s"].where(frame["online_s"] > 0)
     return frame
 
 
@@ -49,6 +52,8 @@ def per_operator(log: pd.DataFrame) -> pd.DataFrame:
     ops = operator_ids(log)
     online = online_intervals(log)
     frame = pd.DataFrame({"operator_id": pd.array(ops, dtype="Int64")})
+    groups = operator_groups(log.attrs, ops)
+    frame["group"] = [groups[op] for op in ops]
     frame["online_s"] = [sum(b - a for a, b in online.get(op, [])) for op in ops]
     frame["online_h"] = frame["online_s"] / 3600.0
     asg = assignments(log)
@@ -60,10 +65,11 @@ def per_operator(log: pd.DataFrame) -> pd.DataFrame:
 
     frame["assignments"] = count(asg["operator_id"])
     frame["replies"] = count(replies["operator_id"])
+    iv = state_intervals(log)
+    frame["busy_s"] = busy_seconds(iv, ops)
     add_shares_and_rates(frame)
     frame["repeat_assignments"] = count(asg.loc[asg["repeat"], "operator_id"])
     frame["premature_assignments"] = count(asg.loc[asg["premature"], "operator_id"])
-    iv = state_intervals(log)
     held = iv.loc[iv["state"] == _AS].dropna(subset=["operator_id"])
     held_s = (held["end"] - held["start"]).groupby(held["operator_id"].astype("int64")).sum()
     frame["assigned_s"] = [float(held_s.get(op, 0.0)) for op in ops]

@@ -21,6 +21,7 @@ from chatlab.metrics import ALL_STATES, OPEN_STATES, Analysis, gini, lorenz_curv
 #: File name -> plotting function, in the order reports show them.
 PLOT_FILES: dict[str, str] = {
     "lorenz": "lorenz.png",
+    "utilisation": "utilisation.png",
     "operator_assignments": "operator_assignments.png",
     "wait_cdf": "wait_cdf.png",
     "queue_length": "queue_length.png",
@@ -89,6 +90,33 @@ def plot_lorenz(runs: Sequence[Analysis], path: Path) -> Path:
     _finish(ax, runs, "Lorenz curve of assignments per operator",
             "cumulative share of operators (fewest assignments first)", "cumulative share of assignments",
             legend={"loc": "upper left", "fontsize": "small"})
+    return _save(fig, path)
+
+
+def plot_utilisation(runs: Sequence[Analysis], path: Path) -> Path:
+    """Each operator's utilisation (time holding a chat / online time) as a dot, per group and run,
+    with the group's mean as a bar: readable at any floor size, and groups are compared within."""
+    groups = list(dict.fromkeys(g for run in runs for g in run.per_operator["group"]))
+    fig = _figure(max(7.0, 1.6 * len(groups) * max(1, len(runs)) ** 0.5 + 3), 5.0)
+    ax = fig.add_subplot()
+    width = 0.8 / max(1, len(runs))
+    rng = np.random.default_rng(0)  # jitter only: the same picture every time
+    for i, run in enumerate(runs):
+        po = run.per_operator.loc[run.per_operator["online_s"] > 0]
+        offset = (i - (len(runs) - 1) / 2) * width
+        colour, label = f"C{i % 10}", run.label
+        for k, group in enumerate(groups):
+            values = po.loc[po["group"] == group, "utilisation"].to_numpy(dtype=float)
+            if not len(values):
+                continue
+            jitter = rng.uniform(-0.3, 0.3, len(values)) * width
+            ax.scatter(k + offset + jitter, values, s=10, alpha=0.6, color=colour, label=label)
+            label = None  # one legend entry per run
+            ax.hlines(values.mean(), k + offset - width / 2.5, k + offset + width / 2.5, color=colour, linewidth=2)
+    ax.set_xticks(np.arange(len(groups)), groups)
+    ax.set_ylim(0, 1.05)
+    _finish(ax, runs, "Utilisation per operator, by group (bar: the group's mean)", "operator group",
+            "utilisation (time holding a chat / online time)", legend=_several(runs), grid="y")
     return _save(fig, path)
 
 
@@ -194,6 +222,7 @@ def plot_repeat_assignments(runs: Sequence[Analysis], path: Path) -> Path:
 
 PLOTTERS: dict[str, Callable[[Sequence[Analysis], Path], Path]] = {
     "lorenz": plot_lorenz,
+    "utilisation": plot_utilisation,
     "operator_assignments": plot_operator_assignments,
     "wait_cdf": plot_wait_cdf,
     "queue_length": plot_queue_length,

@@ -12,7 +12,7 @@ from typing import Any
 
 from chatlab.metrics import Analysis
 from chatlab.report.document import Images, Links, Section, Table, Text
-from chatlab.report.tables import summary_table
+from chatlab.report.tables import CLASS_ROWS, GROUP_ROWS, section_rows, summary_table
 
 DEFINITIONS = ("Definitions of every metric: `metrics.json` keys are documented in the README "
                "(\"Metrics and reports\") and `docs/semantics.md`. Waits exclude censored waits "
@@ -40,6 +40,18 @@ def run_facts(runs: Sequence[Analysis]) -> tuple[tuple[str, str], ...]:
 
 def key_metrics(runs: Sequence[Analysis]) -> Section:
     return Section("Key metrics", (Table(summary_table(runs)), Text(DEFINITIONS)))
+
+
+def floor(runs: Sequence[Analysis]) -> tuple[Section | None, ...]:
+    """"Per group", "Per topic" and "Per priority class", for a floor that has more than one."""
+    def section(name: str, title: str, rows: Sequence[tuple[str, str, str]], prefix: str = "") -> Section | None:
+        names = {n for r in runs for n in (r.metrics.get(name) or {})}
+        if len(names) < 2:
+            return None
+        return Section(title, (Table(summary_table(runs, section_rows(runs, name, rows, prefix))),))
+
+    return (section("groups", "Per group", GROUP_ROWS), section("topics", "Per topic", CLASS_ROWS),
+            section("priorities", "Per priority class", CLASS_ROWS, prefix="class "))
 
 
 def per_operator(run: Analysis) -> Section:

@@ -36,6 +36,9 @@ SUMMARY_ROWS: tuple[tuple[str, str, str], ...] = (
     ("fairness.assignments_per_online_hour.gini", "Gini (assignments per online h)", "3"),
     ("fairness.assignments_per_online_hour.jain", "Jain (assignments per online h)", "3"),
     ("fairness.replies.jain", "Jain (replies)", "3"),
+    ("fairness.utilisation.mean", "mean utilisation", "%"),
+    ("fairness.utilisation.gini", "Gini (utilisation)", "3"),
+    ("fairness.utilisation.jain", "Jain (utilisation)", "3"),
     ("wait.served", "waits served", "d"),
     ("wait.mean_s", "mean wait (s)", "1"),
     ("wait.p50_s", "p50 wait (s)", "1"),
@@ -61,6 +64,7 @@ TERMINAL_ROWS: tuple[tuple[str, str, str], ...] = tuple(
     r for r in SUMMARY_ROWS if r[0] in (
         "counts.chats", "counts.assignments", "assignment.repeat", "assignment.repeat_rate",
         "assignment.premature_rate", "fairness.assignments.gini", "fairness.assignments_per_online_hour.jain",
+        "fairness.utilisation.jain",
         "wait.mean_s", "wait.p90_s", "wait.p99_s", "wait.service_level", "wait.abandonment_rate",
         "health.stuck_chats", "health.idle_false_positives", "health.queue_mean",
     )
@@ -120,6 +124,33 @@ def summary_table(runs: Sequence[Analysis], rows: Sequence[tuple[str, str, str]]
     frame = pd.DataFrame(data, index=[label for _, label, _ in rows])
     frame.index.name = "metric"
     return frame
+
+
+#: Per-group rows: (key under groups.<name>, label, format).
+GROUP_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("operators", "operators", "d"),
+    ("assignments", "assignments", "d"),
+    ("utilisation_mean", "mean utilisation", "%"),
+    ("utilisation.jain", "Jain (utilisation)", "3"),
+    ("assignments_per_online_hour.mean", "assignments per online h", "1"),
+    ("assignments_per_online_hour.jain", "Jain (assignments per online h)", "3"),
+)
+#: Per-topic and per-class rows: (key under topics.<name> / priorities.<class>, label, format).
+CLASS_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("chats", "chats", "d"),
+    ("mean_s", "mean wait (s)", "1"),
+    ("p90_s", "p90 wait (s)", "1"),
+    ("service_level", "service level (≤ T)", "%"),
+    ("abandonment_rate", "abandonment rate", "%"),
+)
+
+
+def section_rows(runs: Sequence[Analysis], section: str, rows: Sequence[tuple[str, str, str]],
+                 prefix: str = "") -> list[tuple[str, str, str]]:
+    """Summary-table rows for every name of a floor section (``groups``, ``topics``,
+    ``priorities``) over the runs: ``(section.<name>.<key>, "<prefix><name>: <label>", fmt)``."""
+    names = list(dict.fromkeys(n for r in runs for n in (r.metrics.get(section) or {})))
+    return [(f"{section}.{name}.{key}", f"{prefix}{name}: {label}", fmt) for name in names for key, label, fmt in rows]
 
 
 def text_table(frame: pd.DataFrame) -> str:

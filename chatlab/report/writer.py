@@ -69,7 +69,8 @@ def write_run_report(run: Analysis, out_dir: Path, *, plots: bool = True, title:
     scenario = run.metrics["run"].get("scenario")
     title = title or f"Run report: {scenario or 'event log'} / {run.label}"
     write_document(Document(title, sections.run_facts([run]), sections.present(
-        *extra, sections.key_metrics([run]), sections.per_operator(run), sections.plots(images))), out_dir)
+        *extra, sections.key_metrics([run]), *sections.floor([run]), sections.per_operator(run),
+        sections.plots(images))), out_dir)
     return out_dir
 
 
@@ -140,7 +141,8 @@ def write_comparison_report(runs: Sequence[Analysis], out_dir: Path, *, title: s
         seeds = sorted({s for g in groups.values() for s in (m.metrics["run"]["seed"] for m in g) if s is not None})
         title += f" (mean ± std over seeds {', '.join(map(str, seeds))})"
     write_document(Document(title, sections.run_facts(shown), sections.present(
-        *extra, sections.key_metrics(shown), sections.run_links(subdirs), sections.plots(images))), out_dir)
+        *extra, sections.key_metrics(shown), *sections.floor(shown), sections.run_links(subdirs),
+        sections.plots(images))), out_dir)
     return out_dir
 
 

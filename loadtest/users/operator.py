@@ -48,6 +48,7 @@ class Operator(ChatUser):
             self.db.close()
             raise StopUser()
         self.op = self.me.operator_id
+        self.spec = run.scenario.operators.group_of(self.op - 1)  # its group: capacity, speed, skills
         self.rng = Streams(run.settings.seed).operators(len(run.settings.operators))[self.op - 1]
         self.idle = False
         self.on_shift_db: bool | None = None  # the shift state we last told the database
@@ -114,7 +115,7 @@ class Operator(ChatUser):
 
     def _work_step(self, run: Runtime) -> None:
         sc, clock = run.scenario, run.clock
-        ops = sc.operators
+        ops = self.spec
         now = clock.now()
         shift = self.on_shift(now)
         if shift != self.on_shift_db:  # a shift starts or ends (the model's shift process)
@@ -155,7 +156,7 @@ class Operator(ChatUser):
         clock = run.clock
         self.idle = True
         run.count("idle_episodes")
-        end = clock.now() + float(run.scenario.operators.idle_duration.sample(self.rng))
+        end = clock.now() + float(self.spec.idle_duration.sample(self.rng))
         try:
             while clock.now() < end and not run.stopping:
                 self._sleep(run, end)  # a shift change wakes us early: keep being idle
@@ -195,9 +196,12 @@ class Operator(ChatUser):
             attempt(db.touch_operator, self.op)
             self.last_activity = now
         if len(inbox.held) < self.me.max_chats:
-            # the SQL compares fallback_after with the database's (wall) clock
+            # the SQL compares fallback_after, relax_after and SLA targets with the database's (wall) clock
+            routing = pol.routing
             ok, got = attempt(db.assign_chat_to_operator, self.op, run.settings.policy,
-                              clock.wall(pol.fallback_after), run.salt())
+                              clock.wall(pol.fallback_after), run.salt(),
+                              None if routing.relax_after is None else clock.wall(routing.relax_after),
+                              None if routing.sla_targets is None else [clock.wall(t) for t in routing.sla_targets])
             if ok and got is not None:
                 run.count("assignments")
                 self.work_wake.set()

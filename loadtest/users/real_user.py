@@ -42,7 +42,7 @@ class RealUser(ChatUser):
         """Open the chat; per exchange: wait for the answer, think, write again (or end it)."""
         clock, db = run.clock, self.db
         real_user_id = run.worker_index * 1_000_000_000 + arrival.index + 1
-        chat_id = db.real_user_message(real_user_id, f"hello from user {real_user_id}")
+        chat_id = db.real_user_message(real_user_id, f"hello from user {real_user_id}", None, arrival.topic)
         run.count("chats_opened")
         for i in range(arrival.exchanges):
             if not self.wait_for_answer(run, chat_id, arrival.patience):

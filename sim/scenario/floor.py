@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import TYPE_CHECKING
 
 from sim.distributions import Distribution
@@ -36,10 +37,12 @@ def _array(parent: _Table, key: str, what: str) -> list:
     return raw
 
 
-def _name(t: _Table, key: str, default: str | None = None) -> str:
+def _name(t: _Table, key: str, default: str | None = None, *, word: bool = False) -> str:
+    """A name; ``word``: letters, digits, ``_`` and ``-`` only (it becomes part of metric keys)."""
     value = t.text(key, default)
-    if not value.strip() or len(value) > MAX_NAME:
-        raise t.error(key, f"a non-empty name of at most {MAX_NAME} characters, got {value!r}")
+    if not value.strip() or len(value) > MAX_NAME or (word and not re.fullmatch(r"[A-Za-z0-9_-]+", value)):
+        what = "letters, digits, '_' or '-'" if word else "text"
+        raise t.error(key, f"a non-empty name of at most {MAX_NAME} characters ({what}), got {value!r}")
     return value
 
 
@@ -59,7 +62,7 @@ def read_groups(ops: _Table, floor: Operators, read_shifts) -> Operators:  # noq
     first = 0
     for i, raw in enumerate(_array(ops, "groups", ", ".join(GROUP_KEYS))):
         t = _Table(ops.file, ops.key(f"groups[{i}]"), raw, GROUP_KEYS)
-        name = _name(t, "name")
+        name = _name(t, "name", word=True)
         if any(g.name == name for g in groups):
             raise t.error("name", f"a name no other group has; {name!r} is taken")
         count = t.integer("count", None, minimum=1)
@@ -91,7 +94,7 @@ def read_topics(users_t: _Table, users: Users, skills: frozenset[str]) -> Users:
     topics: list[Topic] = []
     for i, raw in enumerate(_array(users_t, "topics", ", ".join(TOPIC_KEYS))):
         t = _Table(users_t.file, users_t.key(f"topics[{i}]"), raw, TOPIC_KEYS)
-        name = _name(t, "name")
+        name = _name(t, "name", word=True)
         if any(x.name == name for x in topics):
             raise t.error("name", f"a name no other topic has; {name!r} is taken")
         skill = _name(t, "skill") if t.has("skill") else None

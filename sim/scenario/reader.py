@@ -252,11 +252,8 @@ def parse_scenario(data: Mapping[str, Any], *, source: str = "<dict>", base_dir:
         relax_after=pol_t.number("relax_after", None) if pol_t.has("relax_after") else None,
         order=pol_t.text("order", "priority", choices=("priority", "sla")),
     )
-    if policy.order == "sla":
+    if policy.order == "sla" or pol_t.has("sla_targets"):  # kept with order = "priority" (unused then)
         policy = dataclasses.replace(policy, sla_targets=read_sla_targets(pol_t, {t.priority for t in users.topics}))
-    elif pol_t.has("sla_targets"):
-        raise pol_t.error("sla_targets", 'order = "sla" (the targets order the queue by deadline; '
-                                         "without it the queue is ordered by priority class, then waiting time)")
 
     jobs_t = top.table("jobs", _JOBS)
     jobs = Jobs(

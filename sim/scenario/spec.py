@@ -18,7 +18,7 @@ from typing import Any
 
 from sim.distributions import Constant, Distribution, Exponential
 from sim.errors import ScenarioError
-from sim.policies import Routing
+from sim.policies import MAX_ROUTING_S, Routing
 
 
 @dataclass(frozen=True)
@@ -226,7 +226,7 @@ class PolicySpec:
         if self.order == "sla":
             top = max((p for p, _ in self.sla_targets), default=-1)
             table = dict(self.sla_targets)
-            targets = tuple(table.get(p, math.inf) for p in range(top + 1))
+            targets = tuple(table.get(p, MAX_ROUTING_S) for p in range(top + 1))  # a gap: a class no topic uses
         return Routing(relax_after=self.relax_after, sla_targets=targets)
 
     def to_dict(self) -> dict[str, Any]:
