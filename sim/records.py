@@ -9,8 +9,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sim.errors import InvalidArgument
 from sim.policies import ChatView, OperatorView
 from sim.statemachine import State
+
+#: The longest message body the system accepts (as SQL's ``_chatlab_check_text``).
+MAX_BODY = 10_000
+#: The longest topic or skill name, and the highest priority class (the CHECKs of migration 019).
+MAX_NAME = 100
+MAX_PRIORITY = 1000
+
+
+def check_text(what: str, value: object, limit: int) -> None:
+    """SQL's ``_chatlab_check_text``: text with a non-space character, at most ``limit`` characters."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidArgument(f"{what} must not be empty")
+    if len(value) > limit:
+        raise InvalidArgument(f"{what} is too long: {len(value)} characters, at most {limit} allowed")
 
 
 @dataclass

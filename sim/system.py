@@ -64,7 +64,7 @@ from sim.errors import (
 )
 from sim.eventlog import EventLogBuilder, OperatorEvent
 from sim.policies import NO_ROUTING, POLICY_NAMES, ChatOrderedPolicy, Policy, Routing, Snapshot, make_policy
-from sim.records import AssignmentRecord, Chat, Operator, TopicRow
+from sim.records import MAX_BODY, MAX_NAME, MAX_PRIORITY, AssignmentRecord, Chat, Operator, TopicRow, check_text
 from sim.statemachine import Event, State, next_state
 
 _WA, _AS, _WR, _DONE = State.WAITING_ASSIGNMENT, State.ASSIGNED, State.WAITING_REAL_USER_REPLY, State.COMPLETED
@@ -81,21 +81,6 @@ _REQUESTER_ONLY_POLICIES = frozenset(
 
 
 # --------------------------------------------------------------------------- the system
-
-
-#: The longest message body the system accepts (as SQL's ``_chatlab_check_text``).
-MAX_BODY = 10_000
-#: The longest topic or skill name, and the highest priority class (as migration 019).
-MAX_NAME = 100
-MAX_PRIORITY = 1000
-
-
-def _check_text(what: str, value: object, limit: int) -> None:
-    """SQL's ``_chatlab_check_text``: text with a non-space character, at most ``limit`` characters."""
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidArgument(f"{what} must not be empty")
-    if len(value) > limit:
-        raise InvalidArgument(f"{what} is too long: {len(value)} characters, at most {limit} allowed")
 
 
 class ChatSystem:
@@ -207,7 +192,7 @@ class ChatSystem:
             raise InvalidArgument(f"skills must be a list of names, got {skills!r}")
         skills = tuple(skills)
         for skill in skills:
-            _check_text("skill", skill, MAX_NAME)
+            check_text("skill", skill, MAX_NAME)
         if isinstance(max_chats, bool) or not isinstance(max_chats, int) or max_chats < 1:
             raise InvalidArgument(f"max_chats must be an integer >= 1, got {max_chats!r}")
         t = self._tick(now)
@@ -223,9 +208,9 @@ class ChatSystem:
 
         Chats opened earlier keep the skill and priority they were opened with.
         """
-        _check_text("topic name", name, MAX_NAME)
+        check_text("topic name", name, MAX_NAME)
         if skill is not None:
-            _check_text("skill", skill, MAX_NAME)
+            check_text("skill", skill, MAX_NAME)
         if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= MAX_PRIORITY:
             raise InvalidArgument(f"priority must be an integer from 0 to {MAX_PRIORITY}, got {priority!r}")
         self._tick(now)
@@ -285,7 +270,7 @@ class ChatSystem:
         """
         if isinstance(real_user_id, bool) or not isinstance(real_user_id, int):
             raise InvalidArgument(f"real_user_id must be an integer, got {real_user_id!r}")
-        _check_text("message body", body, MAX_BODY)
+        check_text("message body", body, MAX_BODY)
         if chat_id is None:
             row = self.topics.get(topic) if topic is not None else TopicRow("")
             if row is None:
@@ -406,7 +391,7 @@ class ChatSystem:
     @recorded
     def operator_message(self, operator_id: int, chat_id: int, body: str = "answer", *, now: float | None = None) -> None:
         """The assigned operator replies: the chat waits for the real user and leaves the operator."""
-        _check_text("message body", body, MAX_BODY)
+        check_text("message body", body, MAX_BODY)
         op, chat = self._held(operator_id, chat_id, Event.OPERATOR_REPLY)
         t = self._tick(now)
         self._release(chat, Event.OPERATOR_REPLY, t, reason=None, history_reason="operator_reply")
@@ -458,7 +443,7 @@ class ChatSystem:
         """Take an ``assigned`` chat from its holder and put it back in the queue; return the holder's id."""
         # arguments before the chat, in the same order as SQL's _chatlab_check_text (found by
         # the differential test: an empty reason on an unknown chat must be InvalidArgument)
-        _check_text("release reason", reason, 200)
+        check_text("release reason", reason, 200)
         chat = self._chat(chat_id)
         if chat.state is _DONE:
             raise ChatCompleted.on(chat_id, Event.STUCK_RELEASE)

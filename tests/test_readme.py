@@ -50,3 +50,10 @@ def test_scenario_table_in_readme_lists_every_shipped_scenario() -> None:
     text = (ROOT / "README.md").read_text()
     for path in sorted((ROOT / "scenarios").glob("*.toml")):
         assert f"| `{path.stem}` |" in text, path.stem
+
+
+def test_scenario_field_table_in_readme_is_the_generated_one() -> None:
+    """The README documents the scenario format; regenerate with field_docs_markdown() when it fails."""
+    from sim.scenario.fields import field_docs_markdown
+
+    assert field_docs_markdown().strip() in (ROOT / "README.md").read_text()

@@ -55,3 +55,11 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
     "jobs.stuck_check_interval": ("number >= 0, default 300", "s between stuck-chat releases (0 = off)"),
     "jobs.stuck_after": ("number > 0, default 1800", "assigned this long = stuck (s)"),
 }
+
+
+def field_docs_markdown() -> str:
+    """The README's scenario format table, generated from :data:`FIELD_DOCS` so they cannot drift."""
+    lines = ["| field | type, default | meaning |", "|---|---|---|"]
+    lines += [f"| `{name}` | {kind.replace('|', '/')} | {meaning.replace('|', '/')} |"
+              for name, (kind, meaning) in FIELD_DOCS.items()]
+    return "\n".join(lines)

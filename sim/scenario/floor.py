@@ -15,6 +15,7 @@ import re
 from typing import TYPE_CHECKING
 
 from sim.distributions import Distribution
+from sim.records import MAX_NAME, MAX_PRIORITY  # the system's limits (the database's CHECKs: migration 019)
 from sim.scenario.spec import Group, Operators, Shift, Topic, Users
 
 if TYPE_CHECKING:
@@ -23,9 +24,6 @@ if TYPE_CHECKING:
 GROUP_KEYS = ("name", "count", "max_chats", "handle_time", "speed", "skills", "shifts", "unassign_probability",
               "idle_probability", "idle_duration")
 TOPIC_KEYS = ("name", "share", "skill", "priority", "think_time", "exchanges", "patience")
-#: Highest priority class and longest name (the database's CHECKs: migration 019).
-MAX_PRIORITY = 1000
-MAX_NAME = 100
 #: Shares may miss 1 by this much (decimal fractions in a file are not exact in binary).
 SHARE_TOLERANCE = 1e-6
 
