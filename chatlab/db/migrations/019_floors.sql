@@ -116,13 +116,6 @@ $$;
 
 DROP FUNCTION assign_chat_to_operator(bigint, text, double precision, bigint);
 
--- May an operator with p_skills take a chat needing p_skill that has waited since p_since?
-CREATE FUNCTION _chatlab_serves(p_skill text, p_skills text[], p_since timestamptz, p_relax_cutoff timestamptz)
-RETURNS boolean
-LANGUAGE sql IMMUTABLE
-SET search_path FROM CURRENT
-AS $$ SELECT p_skill IS NULL OR p_skill = ANY (p_skills) OR p_since <= p_relax_cutoff $$;
-
 -- A chat's SLA deadline (NULL: no target for its class, i.e. last).
 CREATE FUNCTION _chatlab_deadline(p_since timestamptz, p_priority integer, p_targets double precision[])
 RETURNS timestamptz
@@ -134,7 +127,9 @@ AS $$ SELECT p_since + make_interval(secs => p_targets[p_priority + 1]) $$;
 -- NULL when the operator is offline, at capacity, or nothing is eligible.  The policies and
 -- the claim are 015's (see there: READ COMMITTED, the operator row locked, one chat claimed
 -- with ORDER BY ... LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED); what changes is which chats an
--- operator may take (_chatlab_serves) and the queue order (priority class, or deadline).
+-- operator may take (its skill, or a chat waited since v_relax: written out in each query, as
+-- a helper function would be called per row, not inlined) and the queue order (priority class,
+-- or deadline).
 CREATE FUNCTION assign_chat_to_operator(
     p_operator_id    bigint,
     p_policy         text               DEFAULT 'exclude_last',
@@ -205,7 +200,7 @@ BEGIN
             EXIT WHEN v_ahead.id = p_operator_id;
             SELECT c.id INTO v_pick FROM chats c
             WHERE c.chat_state = 'waiting_assignment' AND c.last_operator_id IS DISTINCT FROM v_ahead.id
-              AND c.id <> ALL (v_taken) AND _chatlab_serves(c.skill, v_ahead.skills, c.waiting_since, v_relax)
+              AND c.id <> ALL (v_taken) AND (c.skill IS NULL OR c.skill = ANY (v_ahead.skills) OR c.waiting_since <= v_relax)
             ORDER BY CASE WHEN v_sla THEN _chatlab_deadline(c.waiting_since, c.priority, p_sla_targets) END NULLS LAST,
                      CASE WHEN v_sla THEN 0 ELSE -c.priority END, CASE WHEN NOT v_sla THEN c.waiting_since END, c.id
             LIMIT 1;
@@ -221,7 +216,7 @@ BEGIN
     IF v_policy = 'random' THEN
         SELECT c.id, c.chat_state INTO v_chat, v_from FROM chats c
         WHERE c.chat_state = 'waiting_assignment' AND c.last_operator_id IS DISTINCT FROM p_operator_id
-          AND _chatlab_serves(c.skill, v_op.skills, c.waiting_since, v_relax)
+          AND (c.skill IS NULL OR c.skill = ANY (v_op.skills) OR c.waiting_since <= v_relax)
         ORDER BY c.priority DESC, md5(v_salt::text || ':' || c.id::text), c.id
         LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
     ELSIF v_sla THEN
@@ -229,7 +224,7 @@ BEGIN
         WHERE (CASE WHEN v_policy = 'legacy' THEN c.is_active AND c.assigned_operator_id IS NULL
                     ELSE c.chat_state = 'waiting_assignment'
                          AND (c.last_operator_id IS DISTINCT FROM p_operator_id OR c.waiting_since <= v_cutoff) END)
-          AND c.id <> ALL (v_taken) AND _chatlab_serves(c.skill, v_op.skills, c.waiting_since, v_relax)
+          AND c.id <> ALL (v_taken) AND (c.skill IS NULL OR c.skill = ANY (v_op.skills) OR c.waiting_since <= v_relax)
         ORDER BY _chatlab_deadline(c.waiting_since, c.priority, p_sla_targets) NULLS LAST, c.id
         LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
     ELSIF v_policy = 'legacy' THEN
@@ -237,14 +232,14 @@ BEGIN
         -- or waiting_real_user_reply, by 014's constraints; matches chats_legacy_queue_idx)
         SELECT c.id, c.chat_state INTO v_chat, v_from FROM chats c
         WHERE c.is_active AND c.assigned_operator_id IS NULL
-          AND _chatlab_serves(c.skill, v_op.skills, c.waiting_since, v_relax)
+          AND (c.skill IS NULL OR c.skill = ANY (v_op.skills) OR c.waiting_since <= v_relax)
         ORDER BY c.priority DESC, c.waiting_since, c.id
         LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
     ELSE  -- exclude_last, exclude_last_fallback and the operator-ordered policies
         SELECT c.id, c.chat_state INTO v_chat, v_from FROM chats c
         WHERE c.chat_state = 'waiting_assignment'
           AND (c.last_operator_id IS DISTINCT FROM p_operator_id OR c.waiting_since <= v_cutoff)
-          AND c.id <> ALL (v_taken) AND _chatlab_serves(c.skill, v_op.skills, c.waiting_since, v_relax)
+          AND c.id <> ALL (v_taken) AND (c.skill IS NULL OR c.skill = ANY (v_op.skills) OR c.waiting_since <= v_relax)
         ORDER BY c.priority DESC, c.waiting_since, c.id
         LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
     END IF;
@@ -298,8 +293,7 @@ AS $$
 $$;
 
 REVOKE EXECUTE ON FUNCTION define_topic(text, text, integer), create_operator(text, integer, boolean, text[]),
-    real_user_message(bigint, text, bigint, text), _chatlab_serves(text, text[], timestamptz, timestamptz),
-    _chatlab_deadline(timestamptz, integer, double precision[]),
+    real_user_message(bigint, text, bigint, text), _chatlab_deadline(timestamptz, integer, double precision[]),
     assign_chat_to_operator(bigint, text, double precision, bigint, double precision, double precision[]) FROM PUBLIC;
 ALTER FUNCTION define_topic(text, text, integer) SECURITY DEFINER;
 ALTER FUNCTION create_operator(text, integer, boolean, text[]) SECURITY DEFINER;
