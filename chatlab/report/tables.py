@@ -126,23 +126,21 @@ def summary_table(runs: Sequence[Analysis], rows: Sequence[tuple[str, str, str]]
     return frame
 
 
+def _rows_as(pairs: Sequence[tuple[str, str]]) -> tuple[tuple[str, str, str], ...]:
+    """Rows of a floor section labelled and formatted as the key-metrics row they mirror:
+    (key in the section, key of :data:`SUMMARY_ROWS`) -> (key in the section, label, format)."""
+    known = {key: (label, fmt) for key, label, fmt in SUMMARY_ROWS}
+    return tuple((mine, *known[theirs]) for mine, theirs in pairs)
+
+
 #: Per-group rows: (key under groups.<name>, label, format).
-GROUP_ROWS: tuple[tuple[str, str, str], ...] = (
-    ("operators", "operators", "d"),
-    ("assignments", "assignments", "d"),
-    ("utilisation_mean", "mean utilisation", "%"),
-    ("utilisation.jain", "Jain (utilisation)", "3"),
-    ("assignments_per_online_hour.mean", "assignments per online h", "1"),
-    ("assignments_per_online_hour.jain", "Jain (assignments per online h)", "3"),
-)
+GROUP_ROWS = _rows_as((("operators", "run.operators"), ("assignments", "counts.assignments"),
+                       ("utilisation_mean", "fairness.utilisation.mean"),
+                       ("utilisation.jain", "fairness.utilisation.jain"),
+                       ("assignments_per_online_hour.jain", "fairness.assignments_per_online_hour.jain")))
 #: Per-topic and per-class rows: (key under topics.<name> / priorities.<class>, label, format).
-CLASS_ROWS: tuple[tuple[str, str, str], ...] = (
-    ("chats", "chats", "d"),
-    ("mean_s", "mean wait (s)", "1"),
-    ("p90_s", "p90 wait (s)", "1"),
-    ("service_level", "service level (≤ T)", "%"),
-    ("abandonment_rate", "abandonment rate", "%"),
-)
+CLASS_ROWS = _rows_as((("chats", "counts.chats"), ("mean_s", "wait.mean_s"), ("p90_s", "wait.p90_s"),
+                       ("service_level", "wait.service_level"), ("abandonment_rate", "wait.abandonment_rate")))
 
 
 def section_rows(runs: Sequence[Analysis], section: str, rows: Sequence[tuple[str, str, str]],

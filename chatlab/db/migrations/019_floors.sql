@@ -264,32 +264,17 @@ $$;
 -- Access (017): the new API functions run with definer rights, only chatlab_app may call them
 -- ---------------------------------------------------------------------------------------
 
+-- The API by name (every overload), so a migration that adds one needs no new list.
 CREATE OR REPLACE FUNCTION chat_api_functions() RETURNS SETOF regprocedure
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-    SELECT unnest(ARRAY[
-        'create_operator(text, integer, boolean)',
-        'create_operator(text, integer, boolean, text[])',
-        'define_topic(text, text, integer)',
-        'set_operator_online(bigint, boolean)',
-        'touch_operator(bigint)',
-        'real_user_message(bigint, text, bigint)',
-        'real_user_message(bigint, text, bigint, text)',
-        'assign_chat_to_operator(bigint, text, double precision, bigint, double precision, double precision[])',
-        'operator_message(bigint, bigint, text)',
-        'unassign_chat(bigint, bigint)',
-        'end_chat(bigint, text)',
-        'release_idle_operator_chats(double precision)',
-        'release_and_reassign_chat(bigint, text)',
-        'detect_stuck_chats(double precision)',
-        'get_assignment_queue_status()',
-        'chat_next_state(text, text, boolean, bigint)',
-        'operator_chat_messages(bigint, bigint)',
-        'chatlab_now()',
-        'chat_state_verification()',
-        'chat_access_verification()'
-    ]::regprocedure[])
+    SELECT p.oid::regprocedure FROM pg_proc p
+    WHERE p.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())
+      AND p.proname = ANY ('{create_operator, define_topic, set_operator_online, touch_operator, real_user_message,
+          assign_chat_to_operator, operator_message, unassign_chat, end_chat, release_idle_operator_chats,
+          release_and_reassign_chat, detect_stuck_chats, get_assignment_queue_status, chat_next_state,
+          operator_chat_messages, chatlab_now, chat_state_verification, chat_access_verification}'::text[])
 $$;
 
 REVOKE EXECUTE ON FUNCTION define_topic(text, text, integer), create_operator(text, integer, boolean, text[]),
