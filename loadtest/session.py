@@ -176,7 +176,7 @@ def seed_floor(db: Any, settings: LoadTestSettings, scenario: Any) -> int:
     the scenario's shifts).  In a fresh schema the ids come out 1..n in creation order — the
     simulation's ids, so per-operator tables line up."""
     for topic in scenario.users.topics:
-        db.define_topic(topic.name, topic.skill, topic.priority)
+        db.define_topic(topic.name, topic.skill, topic.priority, topic.weight)
     for op in settings.operators:
         got = db.create_operator(op.name, op.max_chats, False, list(op.skills))
         if got != op.operator_id:

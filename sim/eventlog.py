@@ -21,9 +21,13 @@ reason         category          free-form qualifier: ``resolved``/``abandoned``
                                  ``end``, ``manual_fix`` for a stuck release, ...
 topic          category          the chat's topic (every row of a chat); <NA> for operator
                                  events and for chats opened without one
+user_id        Int64 (nullable)  the chat's real user (every row of a chat): a returning
+                                 user's chats share it (known-agent routing); <NA> for
+                                 operator events
 =============  ================  ===========================================================
 
-A log written before topics existed has no ``topic`` column; reading it adds one of <NA>.
+A log written before topics (or users) existed has no ``topic`` (``user_id``) column;
+reading it adds one of <NA>.
 
 Run-level facts (scenario name, policy, seed, source, duration, time scale) live in
 ``df.attrs`` so a single frame is self-describing.
@@ -58,7 +62,8 @@ class OperatorEvent(str, Enum):
         return self.value
 
 
-COLUMNS: tuple[str, ...] = ("time", "chat_id", "operator_id", "event", "from_state", "to_state", "reason", "topic")
+COLUMNS: tuple[str, ...] = ("time", "chat_id", "operator_id", "event", "from_state", "to_state", "reason", "topic",
+                            "user_id")
 EVENT_NAMES: tuple[str, ...] = tuple(e.value for e in Event) + tuple(e.value for e in OperatorEvent)
 STATE_NAMES: tuple[str, ...] = tuple(s.value for s in State)
 
@@ -71,6 +76,7 @@ DTYPES: dict[str, Any] = {
     "to_state": pd.CategoricalDtype(STATE_NAMES),
     "reason": "category",
     "topic": "category",
+    "user_id": "Int64",
 }
 #: Columns that free text fills (categories of whatever values occur).
 _FREE_TEXT = ("reason", "topic")
@@ -101,9 +107,11 @@ class EventLogBuilder:
         to_state: State | str | None = None,
         reason: str | None = None,
         topic: str | None = None,
+        user_id: int | None = None,
     ) -> None:
         self._rows.append(
-            (float(time), chat_id, operator_id, _text(event), _text(from_state), _text(to_state), reason, topic)
+            (float(time), chat_id, operator_id, _text(event), _text(from_state), _text(to_state), reason, topic,
+             user_id)
         )
 
     def __len__(self) -> int:
@@ -116,9 +124,10 @@ class EventLogBuilder:
 def from_records(rows: Iterable[tuple] | Iterable[Mapping[str, Any]], attrs: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Build a typed, time-sorted event log from tuples (in :data:`COLUMNS` order) or dicts.
 
-    A tuple may stop before ``topic`` (a chat without one).
+    A tuple may stop before ``topic`` or ``user_id`` (missing values).
     """
-    rows = [r if isinstance(r, Mapping) or len(r) == len(COLUMNS) else (*r, None) for r in rows]
+    width = len(COLUMNS)
+    rows = [r if isinstance(r, Mapping) or len(r) == width else (*r, *([None] * (width - len(r)))) for r in rows]
     if rows and isinstance(rows[0], Mapping):
         frame = pd.DataFrame.from_records(rows, columns=list(COLUMNS))
     else:
@@ -136,15 +145,16 @@ def empty_log(attrs: Mapping[str, Any] | None = None) -> pd.DataFrame:
 def coerce(frame: pd.DataFrame) -> pd.DataFrame:
     """Cast a frame with the right columns to the canonical dtypes; raise on unknown values.
 
-    A frame without ``topic`` (written before topics existed) gets one of <NA>.
+    A frame without ``topic`` or ``user_id`` (written before they existed) gets one of <NA>.
     """
-    if "topic" not in frame.columns:
-        frame = frame.assign(topic=None)
+    for late in ("topic", "user_id"):
+        if late not in frame.columns:
+            frame = frame.assign(**{late: None})
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise InvalidEventLog(f"event log is missing columns {missing}; expected {list(COLUMNS)}")
     out = frame.loc[:, list(COLUMNS)].copy()
-    out = out.astype({"time": "float64", "chat_id": "Int64", "operator_id": "Int64"})
+    out = out.astype({"time": "float64", "chat_id": "Int64", "operator_id": "Int64", "user_id": "Int64"})
     for col in ("event", "from_state", "to_state"):
         values = out[col].astype("object")
         allowed = DTYPES[col].categories

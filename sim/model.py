@@ -31,7 +31,8 @@ numbers make comparisons sharper):
   ``idle_after / 4``), so idle detection only fires for operators who really stopped
   responding (the seed's "no false positives"), while ``last_activity_at`` (what
   ``longest_idle`` ranks by) still mostly reflects real work: replies and unassigns.
-* **jobs** — idle detection and stuck-chat release every configured interval.
+* **jobs** — idle detection, stuck-chat release and (with ``jobs.reassign_after``) the
+  no-answer timeout, every configured interval.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ import simpy
 from sim.eventlog import EventLogBuilder
 from sim.policies import Policy, RandomChoice, make_policy
 from sim.population import SALT_STREAM, Arrival, Population, Streams
+from sim.routing import ROUTING_RULES
 from sim.scenario import Group, Scenario, load_scenario
 from sim.statemachine import State
 from sim.system import ChatSystem
@@ -68,8 +70,8 @@ def resolve_policy(scenario: Scenario, policy: str | Policy | None = None,
     params = dict(policy_params or {})
     if name == "exclude_last_fallback":
         params.setdefault("fallback_after", scenario.policy.fallback_after)
-    params.pop("relax_after", None)  # routing rules are the scenario's (reports show them as parameters)
-    params.pop("sla_targets", None)
+    for rule in ROUTING_RULES:  # routing rules are the scenario's (reports show them as parameters)
+        params.pop(rule, None)
     return make_policy(name, scenario.policy.routing, **params)
 
 
@@ -120,7 +122,7 @@ class ChatModel:
         self.rng_salt = streams.generator(SALT_STREAM)
         ops = scenario.operators
         for topic in scenario.users.topics:
-            self.system.define_topic(topic.name, topic.skill, topic.priority, now=0.0)
+            self.system.define_topic(topic.name, topic.skill, topic.priority, topic.weight, now=0.0)
         self.agents: list[_Agent] = []
         for i, rng in enumerate(streams.operators(ops.count)):
             group = ops.group_of(i)
@@ -197,7 +199,7 @@ class ChatModel:
 
     def user(self, arrival: Arrival) -> Generator[simpy.Event, Any, None]:
         env, system = self.env, self.system
-        user_id, exchanges, patience, thinks = arrival.index + 1, arrival.exchanges, arrival.patience, arrival.thinks
+        user_id, exchanges, patience, thinks = arrival.user_id, arrival.exchanges, arrival.patience, arrival.thinks
         chat_id = system.real_user_message(user_id, "hello", topic=arrival.topic, now=env.now)
         chat = self.chats[chat_id] = _UserChat(chat_id, user_id, env.event(), pending_since=env.now)
         self.queue_changed()
@@ -342,6 +344,17 @@ class ChatModel:
             if released:
                 self.queue_changed()
 
+    def no_answer_release(self, every: float, after: float) -> Generator[simpy.Event, Any, None]:
+        """The no-answer timeout: chats their operator has not answered in time go back to the queue."""
+        env, system = self.env, self.system
+        while True:
+            yield env.timeout(every)
+            holders = {h for c in system.open_chats() if (h := c.assigned_operator_id) is not None}
+            if system.release_unanswered_chats(after, now=env.now):
+                for holder in holders:
+                    self._wake(self.by_id[holder])
+                self.queue_changed()
+
     def push_ticker(self) -> Generator[simpy.Event, Any, None]:
         """Push mode: re-offer the queue periodically (a fallback chat may have become eligible)."""
         while True:
@@ -364,6 +377,8 @@ class ChatModel:
             env.process(self.idle_detection(jobs.idle_detection_interval, jobs.idle_after))
         if jobs.stuck_check_interval > 0:
             env.process(self.stuck_release(jobs.stuck_check_interval, jobs.stuck_after))
+        if jobs.reassign_after is not None:
+            env.process(self.no_answer_release(jobs.reassign_check_interval, jobs.reassign_after))
         if self.push:
             env.process(self.push_ticker())
 

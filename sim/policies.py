@@ -18,11 +18,9 @@ Two families:
   eligibility rule), and give the requester whatever the matching gave it.  So an
   operator who is not "next" gets nothing while someone ahead of it can take the chat.
 
-Routing rules apply to every policy alike (:class:`Routing`): an operator is only offered
-chats whose skill it has (after ``relax_after`` seconds in the queue, any operator may take
-one), and the queue is ordered by priority class (higher first), then by the policy's own
-order — or, with SLA targets, by deadline (``waiting_since + target[priority]``) instead of
-plain waiting time.  Without skills, priorities or targets the rules change nothing.
+Routing rules apply to every policy alike (:class:`sim.routing.Routing`: capacity by weight,
+skills and relaxation, known-agent reservations, the fair-distribution limit, priority classes
+or SLA deadlines); the policy decides only within them.  Without any rule they change nothing.
 
 Push mode (a waiting chat picks a free operator) needs no second method: a dispatcher
 offers work to the free operators one by one and calls ``pick`` for each (see
@@ -40,9 +38,11 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar
 
 from sim.errors import InvalidArgument, UnknownPolicy
+from sim.routing import NO_ROUTING, Routing
 from sim.statemachine import ASSIGNABLE_STATES, LEGACY_ASSIGNABLE_STATES, State
 
 POLICY_NAMES: tuple[str, ...] = (
@@ -66,6 +66,9 @@ class ChatView:
     last_operator_id: int | None = None
     skill: str | None = None  # the skill an operator needs to take it (None: any operator)
     priority: int = 0  # its class: higher is served first
+    weight: int = 1  # units of an operator's capacity it takes
+    created_at: float | None = None  # when it was opened (known-agent window)
+    sticky_operator_id: int | None = None  # the operator of the same user's previous chat
 
 
 @dataclass(frozen=True)
@@ -74,11 +77,12 @@ class OperatorView:
 
     operator_id: int
     online: bool = True
-    active_chats: int = 0
+    active_chats: int = 0  # capacity in use: the weights of the chats it holds
     max_chats: int = 1
     last_assigned_at: float | None = None  # last time it was given a chat (round robin)
     last_activity_at: float | None = None  # last assignment, reply or unassign (longest idle)
     skills: frozenset[str] = frozenset()
+    recent_assignments: int = 0  # assignments in the routing's fair window (fair-distribution limit)
 
     @property
     def has_capacity(self) -> bool:
@@ -95,63 +99,11 @@ class Snapshot:
     salt: int = 0  # only ``random`` uses it; callers draw it from their seeded RNG
 
     def operator(self, operator_id: int) -> OperatorView | None:
-        for op in self.operators:
-            if op.operator_id == operator_id:
-                return op
-        return None
+        return self._by_id.get(operator_id)
 
-
-#: The longest relaxation delay or SLA target (s), as the SQL function checks.
-MAX_ROUTING_S = 1e9
-
-
-@dataclass(frozen=True)
-class Routing:
-    """Skills, priorities and SLA ordering: the rules every policy applies (see the module docstring).
-
-    ``relax_after``: seconds in the queue after which a chat's skill is no longer required
-    (``None``: never).  ``sla_targets``: seconds per priority class (index = class; a class
-    beyond the tuple has no target, i.e. an infinite one); ``None``: order by priority class,
-    then waiting time.
-    """
-
-    relax_after: float | None = None
-    sla_targets: tuple[float, ...] | None = None
-
-    def __post_init__(self) -> None:
-        if self.relax_after is not None and not (0 <= self.relax_after <= MAX_ROUTING_S):
-            raise InvalidArgument(f"relax_after must be from 0 to 1e9 seconds, got {self.relax_after!r}")
-        if self.sla_targets is not None and not all(0 <= t <= MAX_ROUTING_S for t in self.sla_targets):
-            raise InvalidArgument(f"SLA targets must be from 0 to 1e9 seconds, got {self.sla_targets!r}")
-
-    @property
-    def params(self) -> dict[str, Any]:
-        """The non-default rules (for reports and the SQL call)."""
-        out: dict[str, Any] = {}
-        if self.relax_after is not None:
-            out["relax_after"] = self.relax_after
-        if self.sla_targets is not None:
-            out["sla_targets"] = list(self.sla_targets)
-        return out
-
-    def serves(self, chat: ChatView, op: OperatorView, now: float) -> bool:
-        """May ``op`` take ``chat`` as far as skills go?"""
-        return (chat.skill is None or chat.skill in op.skills
-                or (self.relax_after is not None and now - chat.waiting_since >= self.relax_after))
-
-    def deadline(self, chat: ChatView) -> float:
-        targets = self.sla_targets or ()
-        return chat.waiting_since + (targets[chat.priority] if chat.priority < len(targets) else math.inf)
-
-    def queue_key(self, chat: ChatView) -> tuple:
-        """The queue order: (deadline, id) with SLA targets, else (priority class first, waiting time, id)."""
-        if self.sla_targets is not None:
-            return (self.deadline(chat), chat.chat_id)
-        return (-chat.priority, chat.waiting_since, chat.chat_id)
-
-
-#: No skills, no priorities, no SLA: the routing of a scenario that has none.
-NO_ROUTING = Routing()
+    @cached_property
+    def _by_id(self) -> dict[int, OperatorView]:
+        return {op.operator_id: op for op in self.operators}
 
 
 def _nulls_first(value: float | None) -> float:
@@ -188,10 +140,10 @@ class Policy(ABC):
         args = ", ".join(f"{k}={v}" for k, v in self.params.items())
         return f"{type(self).__name__}({args})"
 
-    @staticmethod
-    def _requester(snapshot: Snapshot, operator_id: int) -> OperatorView | None:
+    def _requester(self, snapshot: Snapshot, operator_id: int) -> OperatorView | None:
+        """The asking operator, if it may take anything now (online, capacity, fair limit)."""
         op = snapshot.operator(operator_id)
-        return op if op is not None and op.has_capacity else None
+        return op if op is not None and op.has_capacity and self.routing.takes_more(op) else None
 
 
 class ChatOrderedPolicy(Policy):
@@ -209,10 +161,11 @@ class ChatOrderedPolicy(Policy):
         if op is None:
             return None
         now, routing = snapshot.now, self.routing
-        candidates = [c for c in snapshot.chats if self.eligible(c, operator_id, now) and routing.serves(c, op, now)]
+        candidates = [c for c in snapshot.chats if self.eligible(c, operator_id, now) and routing.serves(c, op, snapshot)]
         if not candidates:
             return None
-        return min(candidates, key=lambda c: self.order(c, snapshot, operator_id)).chat_id
+        return min(candidates, key=lambda c: (routing.mine_first(c, snapshot, operator_id),
+                                              *self.order(c, snapshot, operator_id))).chat_id
 
 
 class Legacy(ChatOrderedPolicy):
@@ -290,15 +243,18 @@ class OperatorOrderedPolicy(Policy):
         """Smaller key = served first."""
 
     def matching(self, snapshot: Snapshot) -> dict[int, int]:
-        """operator id -> chat id for every operator the matching serves."""
+        """operator id -> chat id for every operator the matching serves (each takes the first chat
+        it may have in queue order, one held for it first)."""
         routing, now = self.routing, snapshot.now
         queue = sorted((c for c in snapshot.chats if c.state in ASSIGNABLE_STATES), key=routing.queue_key)
         taken: set[int] = set()
         result: dict[int, int] = {}
-        for op in sorted((o for o in snapshot.operators if o.has_capacity), key=self.key):
+        for op in sorted((o for o in snapshot.operators if o.has_capacity and routing.takes_more(o)), key=self.key):
+            if routing.sticky_for is not None:  # chats held for this operator come first
+                queue.sort(key=lambda c: (routing.mine_first(c, snapshot, op.operator_id), *routing.queue_key(c)))
             for chat in queue:
                 if chat.chat_id not in taken and self.fix_rule.eligible(chat, op.operator_id, now) \
-                        and routing.serves(chat, op, now):
+                        and routing.serves(chat, op, snapshot):
                     taken.add(chat.chat_id)
                     result[op.operator_id] = chat.chat_id
                     break

@@ -49,6 +49,11 @@ class Arrival:
     patience: float  # a chat still queued this long after a message is abandoned (inf = never)
     thinks: tuple[float, ...]  # think time before each of its next messages / the end
     topic: str = DEFAULT_TOPIC  # what the chat is about (its skill and priority come from the topic)
+    user: int = 0  # the real user's id (1-based); a returning user's is an earlier arrival's (0: index + 1)
+
+    @property
+    def user_id(self) -> int:
+        return self.user or self.index + 1
 
 
 class Streams:
@@ -85,6 +90,7 @@ class Population:
         self._arrivals_rng = streams.generator(ARRIVALS_STREAM)
         self._users_rng = streams.generator(USERS_STREAM)
         self._drawn = 0
+        self._users: list[int] = []  # each arrival's user id, for returning users
         self._topics = scenario.users.topics
         self._cumulative = np.cumsum([t.share for t in self._topics])
 
@@ -115,7 +121,9 @@ class Population:
     def draw(self, time: float, exchanges: int | None = None) -> Arrival:
         """The next user's draws (in arrival order): its topic (only when there are several, by
         their shares), exchanges (unless the trace fixed them), patience, then one think time per
-        exchange — each from the topic's own distribution where it has one."""
+        exchange — each from the topic's own distribution where it has one; last, with
+        ``users.returning``, whether it is an earlier user again (one of them, uniformly) — drawn
+        only then, so a scenario without returning users draws what it always did."""
         users, rng = self.scenario.users, self._users_rng
         topic = self._topics[0]
         if len(self._topics) > 1:
@@ -125,7 +133,11 @@ class Population:
         patience = float((topic.patience or users.patience).sample(rng))
         think = topic.think_time or users.think_time
         thinks = tuple(float(think.sample(rng)) for _ in range(n))
-        arrival = Arrival(self._drawn, float(time), int(n), patience, thinks, topic.name)
+        user = self._drawn + 1
+        if users.returning > 0 and self._users and rng.random() < users.returning:
+            user = self._users[int(rng.integers(0, len(self._users)))]
+        self._users.append(user)
+        arrival = Arrival(self._drawn, float(time), int(n), patience, thinks, topic.name, user)
         self._drawn += 1
         return arrival
 

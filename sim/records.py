@@ -7,6 +7,7 @@ see of them (:mod:`sim.policies`).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 from sim.errors import InvalidArgument
@@ -18,6 +19,7 @@ MAX_BODY = 10_000
 #: The longest topic or skill name, and the highest priority class (the CHECKs of migration 019).
 MAX_NAME = 100
 MAX_PRIORITY = 1000
+MAX_WEIGHT = 100
 
 
 def check_text(what: str, value: object, limit: int) -> None:
@@ -30,7 +32,9 @@ def check_text(what: str, value: object, limit: int) -> None:
 
 @dataclass
 class Operator:
-    """Mutable operator row.  ``chats`` is the set of chat ids currently ``assigned`` to it."""
+    """Mutable operator row.  ``chats`` is the set of chat ids currently ``assigned`` to it and
+    ``load`` their weights (the capacity in use); ``assigned_times`` every assignment's time
+    (the fair-distribution window counts them)."""
 
     id: int
     max_chats: int
@@ -39,18 +43,24 @@ class Operator:
     last_activity_at: float | None = None
     chats: set[int] = field(default_factory=set)
     skills: frozenset[str] = frozenset()
+    load: int = 0
+    assigned_times: list[float] = field(default_factory=list)
 
     @property
     def active_chats(self) -> int:
-        return len(self.chats)
+        return self.load
 
     @property
     def has_capacity(self) -> bool:
-        return self.online and len(self.chats) < self.max_chats
+        return self.online and self.load < self.max_chats
 
-    def view(self) -> OperatorView:
-        return OperatorView(self.id, self.online, len(self.chats), self.max_chats,
-                            self.last_assigned_at, self.last_activity_at, self.skills)
+    def recent_assignments(self, now: float, window: float) -> int:
+        """Assignments in ``(now - window, now]`` (SQL: ``assigned_at > now - window``)."""
+        return len(self.assigned_times) - bisect_right(self.assigned_times, now - window)
+
+    def view(self, recent: int = 0) -> OperatorView:
+        return OperatorView(self.id, self.online, self.load, self.max_chats,
+                            self.last_assigned_at, self.last_activity_at, self.skills, recent)
 
 
 @dataclass
@@ -70,18 +80,28 @@ class Chat:
     topic: str | None = None
     skill: str | None = None  # copied from the topic when the chat is opened
     priority: int = 0
+    weight: int = 1
+    sticky_operator_id: int | None = None  # the operator of the same user's previous chat
+
+    @property
+    def handler(self) -> int | None:
+        """Its operator: the holder, else the last one who held it (known-agent routing's "previous agent")."""
+        return self.assigned_operator_id if self.assigned_operator_id is not None else self.last_operator_id
 
     def view(self) -> ChatView:
-        return ChatView(self.id, self.state, self.waiting_since, self.last_operator_id, self.skill, self.priority)
+        return ChatView(self.id, self.state, self.waiting_since, self.last_operator_id, self.skill, self.priority,
+                        self.weight, self.created_at, self.sticky_operator_id)
 
 
 @dataclass(frozen=True)
 class TopicRow:
-    """One row of ``topics``: what a new chat of this topic needs (skill) and its class (priority)."""
+    """One row of ``topics``: what a new chat of this topic needs (skill), its class (priority)
+    and how much of an operator's capacity it takes (weight)."""
 
     name: str
     skill: str | None = None
     priority: int = 0
+    weight: int = 1
 
 
 @dataclass

@@ -4,7 +4,8 @@ One class, :class:`ChatSystem`, holds operators and chats and offers exactly the
 the PostgreSQL functions offer (``create_operator``, ``set_operator_online``,
 ``touch_operator``, ``real_user_message``, ``assign``, ``operator_message``,
 ``unassign_chat``, ``end_chat``, ``release_idle_operator_chats``, ``detect_stuck_chats``,
-``release_and_reassign_chat``).  It is used three ways, which is why it is pure Python,
+``release_and_reassign_chat``, ``release_unanswered_chats``; the background jobs live in
+:mod:`sim.jobs`).  It is used three ways, which is why it is pure Python,
 deterministic and knows nothing about SimPy:
 
 * ``sim/model.py`` drives it from SimPy processes (the simulation);
@@ -37,6 +38,7 @@ unassign_chat          unassign        the holder                             <N
 going offline          unassign        the holder                             ``operator_offline``
 idle detection         idle_release    the holder                             ``idle``
 release_and_reassign   stuck_release   the holder                             the given reason
+no-answer timeout      stuck_release   the holder                             ``no_answer``
 end_chat               end             the holder if assigned, else <NA>      the given reason
 =====================  ==============  =====================================  ====================
 
@@ -51,20 +53,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from sim.calls import Call, recorded
-from sim.errors import (
-    ChatCompleted,
-    ChatNotAssigned,
-    InvalidArgument,
-    NotYourChat,
-    UnknownChat,
-    UnknownOperator,
-    UnknownTopic,
-)
+from sim.errors import ChatCompleted, InvalidArgument, NotYourChat, UnknownChat, UnknownOperator, UnknownTopic
 from sim.eventlog import EventLogBuilder, OperatorEvent
-from sim.policies import NO_ROUTING, POLICY_NAMES, ChatOrderedPolicy, Policy, Routing, Snapshot, make_policy
-from sim.records import MAX_BODY, MAX_NAME, MAX_PRIORITY, AssignmentRecord, Chat, Operator, TopicRow, check_text
+from sim.jobs import BackgroundJobs
+from sim.policies import POLICY_NAMES, ChatOrderedPolicy, Policy, Snapshot, make_policy
+from sim.records import (
+    MAX_BODY,
+    MAX_NAME,
+    MAX_PRIORITY,
+    MAX_WEIGHT,
+    AssignmentRecord,
+    Chat,
+    Operator,
+    TopicRow,
+    check_text,
+)
+from sim.routing import NO_ROUTING, Routing
 from sim.statemachine import Event, State, next_state
 
 _WA, _AS, _WR, _DONE = State.WAITING_ASSIGNMENT, State.ASSIGNED, State.WAITING_REAL_USER_REPLY, State.COMPLETED
@@ -83,7 +90,7 @@ _REQUESTER_ONLY_POLICIES = frozenset(
 # --------------------------------------------------------------------------- the system
 
 
-class ChatSystem:
+class ChatSystem(BackgroundJobs):
     """Operators, chats and the operations on them, exactly as the SQL functions define them.
 
     ``log`` is the :class:`EventLogBuilder` every change is recorded into (a new one by
@@ -103,6 +110,7 @@ class ChatSystem:
         self._waiting = 0  # how many of them are in waiting_assignment
         self._policies: dict[tuple, Policy] = {}
         self.topics: dict[str, TopicRow] = {}
+        self._last_chat_of: dict[int, int] = {}  # real user -> their latest chat
         self._next_chat = 1
         #: Successful operations in order (a list when ``record_calls``), see :class:`Call`.
         self.calls: list[Call] | None = [] if record_calls else None
@@ -133,22 +141,23 @@ class ChatSystem:
             raise UnknownChat(f"unknown chat {chat_id!r}")
         return chat
 
-    def _policy(self, policy: Policy | str, fallback_after: float | None = None, relax_after: float | None = None,
-                sla_targets: Iterable[float] | None = None) -> Policy:
+    def _policy(self, policy: Policy | str, fallback_after: float | None = None,
+                rules: dict[str, Any] | None = None) -> Policy:
         """The policy object for an ``assign`` by name, checked in SQL's order: the name, its
-        parameter, the routing rules."""
+        parameter, the routing rules (``rules``: :class:`sim.routing.Routing`'s fields)."""
         if isinstance(policy, Policy):
             return policy
         if policy not in POLICY_NAMES:
             make_policy(policy)  # UnknownPolicy, naming the valid ones
-        targets = None if sla_targets is None else tuple(float(t) for t in sla_targets)
-        key = (policy, fallback_after if policy == "exclude_last_fallback" else None, relax_after, targets)
+        rules = rules or {}
+        if rules.get("sla_targets") is not None:
+            rules = {**rules, "sla_targets": tuple(float(t) for t in rules["sla_targets"])}
+        key = (policy, fallback_after if policy == "exclude_last_fallback" else None, tuple(sorted(rules.items())))
         cached = self._policies.get(key)
         if cached is None:
             params = {"fallback_after": float(fallback_after)} if key[1] is not None else {}
             make_policy(policy, **params)  # a bad fallback_after before a bad routing rule, as SQL
-            routing = Routing(relax_after, targets) if relax_after is not None or targets is not None else NO_ROUTING
-            cached = self._policies[key] = make_policy(policy, routing, **params)
+            cached = self._policies[key] = make_policy(policy, Routing(**rules), **params)
         return cached
 
     def _move(self, chat: Chat, event: Event, t: float, *, operator_id: int | None,
@@ -163,7 +172,7 @@ class ChatSystem:
         else:
             self._queue.pop(chat.id, None)
         self.log.record(t, event, chat_id=chat.id, operator_id=operator_id,
-                        from_state=source, to_state=target, reason=reason, topic=chat.topic)
+                        from_state=source, to_state=target, reason=reason, topic=chat.topic, user_id=chat.real_user_id)
         return target
 
     def _release(self, chat: Chat, event: Event, t: float, *, reason: str | None, history_reason: str) -> int:
@@ -171,7 +180,9 @@ class ChatSystem:
         holder = chat.assigned_operator_id
         assert holder is not None, f"chat {chat.id} is assigned without an operator"
         self._move(chat, event, t, operator_id=holder, reason=reason)
-        self.operators[holder].chats.discard(chat.id)
+        op = self.operators[holder]
+        op.chats.discard(chat.id)
+        op.load -= chat.weight
         chat.assigned_operator_id = None
         chat.assigned_at = None
         chat.last_operator_id = holder
@@ -203,18 +214,22 @@ class ChatSystem:
         return op_id
 
     @recorded
-    def define_topic(self, name: str, skill: str | None = None, priority: int = 0, *, now: float | None = None) -> None:
-        """Define (or redefine) a topic: new chats of it need ``skill`` and have class ``priority``.
+    def define_topic(self, name: str, skill: str | None = None, priority: int = 0, weight: int = 1, *,
+                     now: float | None = None) -> None:
+        """Define (or redefine) a topic: new chats of it need ``skill``, have class ``priority``
+        and take ``weight`` units of an operator's capacity.
 
-        Chats opened earlier keep the skill and priority they were opened with.
+        Chats opened earlier keep what they were opened with.
         """
         check_text("topic name", name, MAX_NAME)
         if skill is not None:
             check_text("skill", skill, MAX_NAME)
         if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= MAX_PRIORITY:
             raise InvalidArgument(f"priority must be an integer from 0 to {MAX_PRIORITY}, got {priority!r}")
+        if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= MAX_WEIGHT:
+            raise InvalidArgument(f"weight must be an integer from 1 to {MAX_WEIGHT}, got {weight!r}")
         self._tick(now)
-        self.topics[name] = TopicRow(name, skill, priority)
+        self.topics[name] = TopicRow(name, skill, priority, weight)
 
     @recorded
     def set_operator_online(self, operator_id: int, online: bool, *, now: float | None = None) -> int:
@@ -276,13 +291,16 @@ class ChatSystem:
             if row is None:
                 raise UnknownTopic(f"unknown topic {topic!r}")
             t = self._tick(now)
+            previous = self._last_chat_of.get(real_user_id)  # known agent: who handled their last chat
             chat = Chat(self._next_chat, real_user_id, _WA, waiting_since=t, created_at=t,
-                        topic=topic, skill=row.skill, priority=row.priority)
+                        topic=topic, skill=row.skill, priority=row.priority, weight=row.weight,
+                        sticky_operator_id=None if previous is None else self.chats[previous].handler)
+            self._last_chat_of[real_user_id] = chat.id
             self._next_chat += 1
             self.chats[chat.id] = chat
             self._queue[chat.id] = chat
             self._waiting += 1
-            self.log.record(t, Event.USER_MESSAGE, chat_id=chat.id, to_state=_WA, topic=topic)
+            self.log.record(t, Event.USER_MESSAGE, chat_id=chat.id, to_state=_WA, topic=topic, user_id=real_user_id)
             return chat.id
         chat = self._chat(chat_id)
         if chat.real_user_id != real_user_id:
@@ -314,13 +332,15 @@ class ChatSystem:
     # ----------------------------------------------------------------- operators at work
 
     def snapshot(self, now: float | None = None, salt: int = 0, *, queue_only: bool = False,
-                 waiting_only: bool = False, requester: Operator | None = None) -> Snapshot:
+                 waiting_only: bool = False, requester: Operator | None = None,
+                 routing: Routing = NO_ROUTING) -> Snapshot:
         """What a policy sees: open chats (id order) and all operators (id order).
 
         ``queue_only`` leaves out ``assigned`` chats, which no policy can pick, and
         ``waiting_only`` also the chats waiting for their user, which only ``legacy`` can
         pick; ``requester`` lists only that operator (enough for chat-ordered policies).  The
-        answer of the policies concerned is the same either way, just cheaper.
+        answer of the policies concerned is the same either way, just cheaper.  With a
+        fair-distribution limit in ``routing`` the operators' recent assignments are counted.
         """
         t = self.now if now is None else float(now)
         chats: Iterable[Chat]
@@ -333,23 +353,26 @@ class ChatSystem:
         return Snapshot(
             now=t,
             chats=tuple(sorted((c.view() for c in chats), key=lambda v: v.chat_id)),
-            operators=(requester.view(),) if requester is not None else tuple(op.view() for op in self.operators.values()),
+            operators=tuple(op.view(op.recent_assignments(t, routing.fair_window) if routing.fair_limit else 0)
+                            for op in ((requester,) if requester is not None else self.operators.values())),
             salt=int(salt),
         )
 
     @recorded
     def assign(self, operator_id: int, policy: Policy | str, *, now: float | None = None,
                salt: int = 0, fallback_after: float | None = None, relax_after: float | None = None,
-               sla_targets: Iterable[float] | None = None) -> int | None:
+               sla_targets: Iterable[float] | None = None, sticky_for: float | None = None,
+               fair_limit: int | None = None, fair_window: float | None = 3600.0) -> int | None:
         """The operator asks for a chat; the policy picks one (or None).
 
         ``policy`` is a :class:`Policy` (with its routing rules) or a name; with a name,
-        ``fallback_after`` sets ``exclude_last_fallback``'s T, and ``relax_after`` /
-        ``sla_targets`` the routing rules (:class:`sim.policies.Routing`), as the SQL
-        function's parameters do.  Offline or full operators get None (not an error).
-        Asking is not activity.
+        ``fallback_after`` sets ``exclude_last_fallback``'s T, and the other keywords the
+        routing rules (:class:`sim.routing.Routing`), as the SQL function's parameters do.
+        Offline, full or over-limit operators get None (not an error).  Asking is not activity.
         """
-        pol = self._policy(policy, fallback_after, relax_after, sla_targets)
+        pol = self._policy(policy, fallback_after, {
+            "relax_after": relax_after, "sla_targets": sla_targets, "sticky_for": sticky_for,
+            "fair_limit": fair_limit, "fair_window": 3600.0 if fair_window is None else fair_window})
         op = self._op(operator_id)
         t = self._tick(now)
         if not op.has_capacity or not self._queue:
@@ -361,8 +384,10 @@ class ChatSystem:
         fix_only = type(pol) in _FIX_ONLY_POLICIES
         if fix_only and not self._waiting:
             return None
-        requester_only = type(pol) in _REQUESTER_ONLY_POLICIES
-        snap = self.snapshot(t, salt, queue_only=True, waiting_only=fix_only, requester=op if requester_only else None)
+        # known-agent reservations depend on other operators' state: then the policy sees them all
+        requester_only = type(pol) in _REQUESTER_ONLY_POLICIES and pol.routing.sticky_for is None
+        snap = self.snapshot(t, salt, queue_only=True, waiting_only=fix_only, requester=op if requester_only else None,
+                             routing=pol.routing)
         chat_id = pol.pick(snap, operator_id)
         if chat_id is None:
             return None
@@ -371,6 +396,8 @@ class ChatSystem:
         chat.assigned_operator_id = op.id
         chat.assigned_at = t
         op.chats.add(chat.id)
+        op.load += chat.weight
+        op.assigned_times.append(t)
         op.last_assigned_at = t
         rec = AssignmentRecord(chat.id, op.id, t)
         self.history.append(rec)
@@ -405,53 +432,6 @@ class ChatSystem:
         t = self._tick(now)
         self._release(chat, Event.UNASSIGN, t, reason=None, history_reason="unassign")
         op.last_activity_at = t
-
-    # ----------------------------------------------------------------- background jobs
-
-    @recorded
-    def release_idle_operator_chats(self, idle_after: float, *, now: float | None = None) -> int:
-        """Idle detection: online operators inactive for ``idle_after`` s go offline, their chats back to the queue.
-
-        Only ``assigned`` chats are touched (never one waiting for the real user).
-        Returns the number of chats released.
-        """
-        if isinstance(idle_after, bool) or not isinstance(idle_after, (int, float)) or not (idle_after >= 0) \
-                or not math.isfinite(idle_after):
-            raise InvalidArgument(f"idle_after must be a finite number of seconds >= 0, got {idle_after!r}")
-        t = self._tick(now)
-        cutoff = t - idle_after
-        released = 0
-        for op in list(self.operators.values()):
-            if op.online and op.last_activity_at is not None and op.last_activity_at <= cutoff:
-                released += self._take_offline(op, t, Event.IDLE_RELEASE, chat_reason="idle",
-                                               history_reason="idle", op_reason="idle")
-        return released
-
-    @recorded
-    def detect_stuck_chats(self, older_than: float, *, now: float | None = None) -> list[int]:
-        """Chats ``assigned`` for longer than ``older_than`` seconds (oldest assignment first)."""
-        if isinstance(older_than, bool) or not isinstance(older_than, (int, float)) or not (older_than >= 0) \
-                or not math.isfinite(older_than):
-            raise InvalidArgument(f"stuck threshold must be a finite number of seconds >= 0, got {older_than!r}")
-        t = self._tick(now)
-        cutoff = t - older_than
-        stuck = [(rec.assigned_at, cid) for cid, rec in self._open_history.items() if rec.assigned_at < cutoff]
-        return [cid for _, cid in sorted(stuck)]
-
-    @recorded
-    def release_and_reassign_chat(self, chat_id: int, reason: str = "manual_fix", *, now: float | None = None) -> int:
-        """Take an ``assigned`` chat from its holder and put it back in the queue; return the holder's id."""
-        # arguments before the chat, in the same order as SQL's _chatlab_check_text (found by
-        # the differential test: an empty reason on an unknown chat must be InvalidArgument)
-        check_text("release reason", reason, 200)
-        chat = self._chat(chat_id)
-        if chat.state is _DONE:
-            raise ChatCompleted.on(chat_id, Event.STUCK_RELEASE)
-        if chat.state is not _AS:  # as SQL: CL009, nothing to release
-            raise ChatNotAssigned(f"chat {chat_id} is not assigned (state {chat.state}): nothing to release",
-                                  detail={"chat_id": chat_id, "state": chat.state.value, "event": "stuck_release"})
-        t = self._tick(now)
-        return self._release(chat, Event.STUCK_RELEASE, t, reason=reason, history_reason=reason)
 
     # ----------------------------------------------------------------- read-only queries
 

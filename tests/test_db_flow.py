@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 
 from chatlab.db.client import EPOCH, ChatDB
 from sim.eventlog import COLUMNS, validate

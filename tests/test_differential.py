@@ -59,13 +59,19 @@ ids = st.integers(min_value=0, max_value=10_000)  # turned into an existing id o
 #: message bodies: mostly fine, sometimes empty, blank or one character too long (CL006 on both sides)
 bodies = st.sampled_from(["hi", "hi", "hi", "", " \n\t", "x" * 10_001])
 #: floors: skills of new operators, topics of new chats (one unknown: CL010), topic definitions
-#: (some invalid: CL006), routing rules of an assign (relaxation, SLA targets per class)
+#: (some invalid: CL006), routing rules of an assign (relaxation, SLA targets per class, known
+#: agent window, fair limit and window; some invalid)
 skill_sets = st.sampled_from([[], [], ["billing"], ["tech"], ["billing", "tech"], [""]])
-topics = st.sampled_from([None, None, "general", "billing", "tech", "vip", "nope"])
-topic_defs = st.sampled_from([("general", None, 0), ("billing", "billing", 0), ("tech", "tech", 1), ("vip", None, 2),
-                              ("vip", "tech", 2), ("bad", "", 0), ("bad", None, -1), (" ", None, 0)])
+topics = st.sampled_from([None, None, "general", "billing", "tech", "vip", "video", "nope"])
+topic_defs = st.sampled_from([("general", None, 0, 1), ("billing", "billing", 0, 1), ("tech", "tech", 1, 1),
+                              ("vip", None, 2, 1), ("vip", "tech", 2, 2), ("video", None, 0, 2), ("video", None, 1, 3),
+                              ("bad", "", 0, 1), ("bad", None, -1, 1), (" ", None, 0, 1), ("bad", None, 0, 0),
+                              ("bad", None, 0, 101)])
 relaxations = st.sampled_from([None, None, 0.0, 60.0, -1.0])
 sla_targets = st.sampled_from([None, None, [300.0, 60.0, 0.0], [30.0, 0.0], [-5.0]])
+sticky_windows = st.sampled_from([None, None, 0.0, 60.0, 1e6, -1.0])
+fair_limits = st.sampled_from([None, None, 1, 2, 0])
+fair_windows = st.sampled_from([60.0, 3600.0, 3600.0, -1.0])
 
 
 class DifferentialMachine(RuleBasedStateMachine):
@@ -133,11 +139,11 @@ class DifferentialMachine(RuleBasedStateMachine):
                    lambda: self.db.create_operator(f"o{n}", max_chats, online, skills))
 
     @rule(definition=topic_defs)
-    def define_topic(self, definition: tuple[str, str | None, int]) -> None:
-        name, skill, priority = definition
-        self._both(f"define_topic({name!r}, {skill!r}, {priority})",
-                   lambda: self.sim.define_topic(name, skill, priority, now=self.t),
-                   lambda: self.db.define_topic(name, skill, priority))
+    def define_topic(self, definition: tuple[str, str | None, int, int]) -> None:
+        name, skill, priority, weight = definition
+        self._both(f"define_topic({name!r}, {skill!r}, {priority}, {weight})",
+                   lambda: self.sim.define_topic(name, skill, priority, weight, now=self.t),
+                   lambda: self.db.define_topic(name, skill, priority, weight))
 
     @rule(k=ids, online=st.booleans())
     def set_online(self, k: int, online: bool) -> None:
@@ -152,9 +158,11 @@ class DifferentialMachine(RuleBasedStateMachine):
         self._both(f"touch_operator({op})", lambda: self.sim.touch_operator(op, now=self.t),
                    lambda: self.db.touch_operator(op))
 
-    @rule(body=bodies, topic=topics)
-    def new_chat(self, body: str = "hi", topic: str | None = None) -> None:
-        user = next(self.users)
+    @rule(body=bodies, topic=topics, returning=ids)
+    def new_chat(self, body: str = "hi", topic: str | None = None, returning: int = 0) -> None:
+        """A new user, or (half the time) one who has chatted before: a known agent."""
+        owners = sorted({c.real_user_id for c in self.sim.chats.values()})
+        user = owners[returning % len(owners)] if owners and returning % 2 else next(self.users)
         self._both(f"real_user_message({user}, new, {body[:8]!r}, topic={topic!r})",
                    lambda: self.sim.real_user_message(user, body, topic=topic, now=self.t),
                    lambda: self.db.real_user_message(user, body, None, topic))
@@ -169,15 +177,17 @@ class DifferentialMachine(RuleBasedStateMachine):
                    lambda: self.db.real_user_message(user, body, chat))
 
     @rule(k=ids, data=st.data(), salt=st.integers(0, 2**31 - 1), fallback=st.sampled_from([0.0, 30.0, 300.0]),
-          relax=relaxations, sla=sla_targets)
+          relax=relaxations, sla=sla_targets, sticky=sticky_windows, limit=fair_limits, window=fair_windows)
     def assign(self, k: int, data: st.DataObject, salt: int, fallback: float, relax: float | None,
-               sla: list[float] | None) -> None:
+               sla: list[float] | None, sticky: float | None, limit: int | None, window: float) -> None:
         op = self._op(k)
         policy = data.draw(st.sampled_from(self.POLICIES), label="policy")
-        self._both(f"assign({op}, {policy}, fallback={fallback}, salt={salt}, relax={relax}, sla={sla})",
+        self._both(f"assign({op}, {policy}, fallback={fallback}, salt={salt}, relax={relax}, sla={sla}, "
+                   f"sticky_for={sticky}, fair_limit={limit}, fair_window={window})",
                    lambda: self.sim.assign(op, policy, now=self.t, salt=salt, fallback_after=fallback,
-                                           relax_after=relax, sla_targets=sla),
-                   lambda: self.db.assign_chat_to_operator(op, policy, fallback, salt, relax, sla))
+                                           relax_after=relax, sla_targets=sla, sticky_for=sticky,
+                                           fair_limit=limit, fair_window=window),
+                   lambda: self.db.assign_chat_to_operator(op, policy, fallback, salt, relax, sla, sticky, limit, window))
 
     @rule(k=ids, c=ids, holder=st.booleans(), body=bodies)
     def reply(self, k: int, c: int, holder: bool, body: str) -> None:
@@ -201,6 +211,12 @@ class DifferentialMachine(RuleBasedStateMachine):
         self._both(f"release_idle_operator_chats({idle_after})",
                    lambda: self.sim.release_idle_operator_chats(idle_after, now=self.t),
                    lambda: self.db.release_idle_operator_chats(idle_after))
+
+    @rule(after=st.sampled_from([0.0, 30.0, 120.0, -1.0]))
+    def no_answer_release(self, after: float) -> None:
+        self._both(f"release_unanswered_chats({after})",
+                   lambda: self.sim.release_unanswered_chats(after, now=self.t),
+                   lambda: self.db.release_unanswered_chats(after))
 
     @rule(older_than=st.sampled_from([0.0, 36.0, 3600.0]))
     def detect_stuck(self, older_than: float) -> None:
@@ -234,17 +250,17 @@ class DifferentialMachine(RuleBasedStateMachine):
 
         db_chats = {
             r["id"]: (r["chat_state"], r["assigned_operator_id"], r["last_operator_id"], to_seconds(r["waiting_since"]),
-                      r["is_active"])
+                      r["is_active"], r["weight"], r["sticky_operator_id"])
             for r in self.db.chats()
         }
         sim_chats = {
             c.id: (c.state.value, c.assigned_operator_id, c.last_operator_id, c.waiting_since,
-                   c.state.value != "completed")
+                   c.state.value != "completed", c.weight, c.sticky_operator_id)
             for c in self.sim.chats.values()
         }
         assert db_chats == sim_chats, "chats differ\n" + "\n".join(self.trace)
-        active = dict(self.db._rows(
-            "SELECT assigned_operator_id, count(*) FROM chats WHERE chat_state = 'assigned' GROUP BY 1"))
+        active = dict(self.db._rows(  # capacity in use: the weights of the chats held
+            "SELECT assigned_operator_id, sum(weight) FROM chats WHERE chat_state = 'assigned' GROUP BY 1"))
         db_ops = {
             r["id"]: (r["is_online"], active.get(r["id"], 0), to_seconds(r["last_assigned_at"]),
                       to_seconds(r["last_activity_at"]))

@@ -8,50 +8,13 @@ and asks both for the same decisions; the random agreement tests
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 import pytest
+from twins import Both
 
 from sim.errors import UnknownTopic
-from sim.system import ChatSystem
-
-TOPICS = (("billing", "billing", 0), ("tech", "tech", 0), ("vip", None, 1), ("vip_tech", "tech", 1))
-
-
-class Both:
-    """One world, two implementations, driven in lock-step; every call must agree."""
-
-    def __init__(self, db: Any) -> None:
-        self.db, self.sim, self.t = db, ChatSystem(), 0.0
-        db.set_clock(0.0)
-        for name, skill, priority in TOPICS:
-            self.sim.define_topic(name, skill, priority, now=0.0)
-            db.define_topic(name, skill, priority)
-
-    def at(self, t: float) -> Both:
-        self.t = t
-        self.db.set_clock(t)
-        return self
-
-    def both(self, on_sim: Callable[[ChatSystem], Any], on_db: Callable[[Any], Any]) -> Any:
-        mine, theirs = on_sim(self.sim), on_db(self.db)
-        assert mine == theirs
-        return mine
-
-    def operator(self, skills: tuple[str, ...] = (), max_chats: int = 1) -> int:
-        return self.both(lambda s: s.create_operator(max_chats=max_chats, online=True, skills=skills, now=self.t),
-                         lambda d: d.create_operator("op", max_chats, True, list(skills)))
-
-    def chat(self, user: int, topic: str | None = None) -> int:
-        return self.both(lambda s: s.real_user_message(user, "hello", topic=topic, now=self.t),
-                         lambda d: d.real_user_message(user, "hello", None, topic))
-
-    def assign(self, op: int, policy: str = "exclude_last", *, relax: float | None = None,
-               sla: list[float] | None = None) -> int | None:
-        return self.both(lambda s: s.assign(op, policy, now=self.t, relax_after=relax, sla_targets=sla),
-                         lambda d: d.assign_chat_to_operator(op, policy, 300.0, 0, relax, sla))
 
 
 @pytest.fixture
@@ -137,7 +100,7 @@ def test_unknown_topic_on_both_sides(both: Both) -> None:
 
 def test_a_redefined_topic_leaves_open_chats_alone(both: Both) -> None:
     generalist = both.operator()
-    chat = both.chat(1, "billing")
+    both.chat(1, "billing")
     both.both(lambda s: s.define_topic("billing", None, 0), lambda d: d.define_topic("billing", None, 0))
     assert both.assign(generalist) is None  # the chat kept the skill it was opened with
     assert both.assign(generalist) is None

@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from loadtest.locustproc import ROOT, run_locust
 

@@ -13,7 +13,6 @@ from sim.population import Population, share
 from loadtest.clock import ScaledClock
 from loadtest.plan import POOL_CAP, concurrent_conversations, conversation_estimate, pool_limit
 from loadtest.settings import CONFIG_ENV, BadLoadTestConfig, LoadTestSettings, LoadTestUsageError, SeededOperator, plan
-from sim.errors import ChatLabError
 
 
 # ----------------------------------------------------------------------------- arrivals

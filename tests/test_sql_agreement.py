@@ -16,11 +16,13 @@ import os
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import event as note
 from hypothesis import strategies as st
 
 from chatlab.db.client import ChatDB
 from chatlab.db.snapshot import read_snapshot
-from sim.policies import POLICY_NAMES, Routing, make_policy
+from sim.policies import POLICY_NAMES, make_policy
+from sim.routing import Routing
 from sim.errors import ChatCompleted, ChatLabError, IllegalTransition
 from sim.statemachine import TRANSITIONS, Event, State, is_legal, next_state
 
@@ -110,17 +112,22 @@ def test_trigger_rejects_new_chat_not_waiting(db):
 # -- policies -------------------------------------------------------------------------
 
 STEP = st.tuples(st.sampled_from(["new", "assign", "legacy_assign", "reply", "unassign", "user_reply",
-                                  "end", "tick", "touch", "offline", "online"]),
+                                  "end", "tick", "touch", "offline", "online", "no_answer", "returning"]),
                  st.integers(0, 50), st.integers(0, 400))
 
 
-#: topic -> (skill, priority class); new chats draw one of these or none
-TOPICS = {"general": (None, 0), "billing": ("billing", 0), "tech": ("tech", 1), "vip": (None, 2),
-          "vip_tech": ("tech", 2)}
+#: topic -> (skill, priority class, weight); new chats draw one of these or none
+TOPICS = {"general": (None, 0, 1), "billing": ("billing", 0, 1), "tech": ("tech", 1, 1), "vip": (None, 2, 1),
+          "vip_tech": ("tech", 2, 1), "video": (None, 0, 2), "vip_video": (None, 2, 3)}
 SKILL_SETS = [(), ("billing",), ("tech",), ("billing", "tech")]
-#: routing rules drawn per example: (relax_after, sla_targets per class)
-ROUTINGS = st.tuples(st.sampled_from([None, 0.0, 60.0, 300.0]),
-                     st.sampled_from([None, (300.0, 120.0, 30.0), (60.0, 60.0), (0.0,), (30.0, 0.0, 0.0)]))
+#: routing rules drawn per example: sim.routing.Routing's fields
+ROUTINGS = st.builds(
+    Routing,
+    relax_after=st.sampled_from([None, 0.0, 60.0, 300.0]),
+    sla_targets=st.sampled_from([None, (300.0, 120.0, 30.0), (60.0, 60.0), (0.0,), (30.0, 0.0, 0.0)]),
+    sticky_for=st.sampled_from([None, 0.0, 60.0, 1e6, 1e6]),
+    fair_limit=st.sampled_from([None, None, 1, 2]),
+    fair_window=st.sampled_from([60.0, 3600.0]))
 
 
 def _reset(db: ChatDB) -> None:
@@ -128,13 +135,18 @@ def _reset(db: ChatDB) -> None:
 
 
 def _build(db: ChatDB, operators: list[tuple[int, bool, int]], steps: list[tuple[str, int, int]],
-           queue: list[tuple[int, int]] = ()) -> list[int]:
+           queue: list[tuple[int, int]] = (), returning: list[tuple[int, bool, int, int]] = (),
+           late: list[tuple[str, int, int]] = ()) -> list[int]:
     """Apply random but valid operations; returns operator ids.  ``queue``: (topic, seconds
-    later) of chats opened first, so contested queues (classes, skills, deadlines) are common."""
+    later) of chats opened first, so contested queues (classes, skills, deadlines) are common;
+    ``returning``, last: (operator, close it?, topic, seconds later, then) — that operator
+    takes a chat and answers it, its user comes back with a new one, and the operator stays,
+    goes offline or takes more work, so known agents (held, or not held by an offline or full
+    one) and recent assignments (the fair limit) are common too; ``late`` steps follow."""
     t = 0
     db.set_clock(t)
-    for name, (skill, priority) in TOPICS.items():
-        db.define_topic(name, skill, priority)
+    for name, (skill, priority, weight) in TOPICS.items():
+        db.define_topic(name, skill, priority, weight)
     for k, (topic, dt) in enumerate(queue):
         t += dt
         db.set_clock(t)
@@ -145,7 +157,9 @@ def _build(db: ChatDB, operators: list[tuple[int, bool, int]], steps: list[tuple
         if not online:
             db.set_operator_online(op, False)
     user = itertools.count(1)
-    for kind, a, dt in steps:
+
+    def apply(kind: str, a: int, dt: int) -> None:
+        nonlocal t
         op = ops[a % len(ops)]
         chats = db.chats()
         held = [c["id"] for c in chats if c["assigned_operator_id"] == op]
@@ -155,6 +169,13 @@ def _build(db: ChatDB, operators: list[tuple[int, bool, int]], steps: list[tuple
         elif kind == "new":
             topic = [None, *TOPICS][a % (len(TOPICS) + 1)]
             db.real_user_message(next(user), "hello", None, topic)
+        elif kind == "returning":  # a user whose chat an operator handled opens a new one (known agent)
+            handled = [c for c in chats if c["assigned_operator_id"] or c["last_operator_id"]]
+            if handled:
+                topic = [None, *TOPICS][dt % (len(TOPICS) + 1)]
+                db.real_user_message(handled[a % len(handled)]["real_user_id"], "again", None, topic)
+        elif kind == "no_answer":
+            db.release_unanswered_chats(float(dt % 120))
         elif kind in ("assign", "legacy_assign"):
             db.assign_chat_to_operator(op, "legacy" if kind == "legacy_assign" else "exclude_last")
         elif kind == "reply" and held:
@@ -174,16 +195,37 @@ def _build(db: ChatDB, operators: list[tuple[int, bool, int]], steps: list[tuple
             db.touch_operator(op)
         elif kind in ("offline", "online"):
             db.set_operator_online(op, kind == "online")
+
+    for step in steps:
+        apply(*step)
+    for k, close, topic, dt, then in returning:
+        op = ops[k % len(ops)]
+        chat = db.assign_chat_to_operator(op)
+        if chat is not None:
+            db.operator_message(op, chat, "answer")
+            if close:
+                db.end_chat(chat, "resolved")
+            t += dt
+            db.set_clock(t)
+            owner = next(c["real_user_id"] for c in db.chats() if c["id"] == chat)
+            db.real_user_message(owner, "again", None, [None, *TOPICS][topic % (len(TOPICS) + 1)])
+            if then == "offline":  # the known agent leaves: it holds nothing
+                db.set_operator_online(op, False)
+            elif then == "busy":   # it takes more work (perhaps all its capacity)
+                db.assign_chat_to_operator(op, "exclude_last")
+    for step in late:  # then anything may happen to those agents (offline, full, a tick)
+        apply(*step)
     return ops
 
 
 def _sql_pick(db: ChatDB, op: int, policy: str, fallback_after: float, salt: int,
               routing: Routing = Routing()) -> int | None:
     with db.conn.transaction(force_rollback=True):
-        return db.assign_chat_to_operator(op, policy, fallback_after, salt, routing.relax_after, routing.sla_targets)
+        return db.assign_chat_to_operator(op, policy, fallback_after, salt, routing.relax_after, routing.sla_targets,
+                                          routing.sticky_for, routing.fair_limit, routing.fair_window)
 
 
-@settings(max_examples=int(os.environ.get("CHATLAB_AGREE_EXAMPLES", "100")), deadline=None,
+@settings(max_examples=int(os.environ.get("CHATLAB_AGREE_EXAMPLES", "300")), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                  HealthCheck.too_slow])
 @given(operators=st.lists(st.tuples(st.integers(1, 3), st.booleans(), st.integers(0, 3)), min_size=1, max_size=4),
@@ -191,21 +233,30 @@ def _sql_pick(db: ChatDB, op: int, policy: str, fallback_after: float, salt: int
        salt=st.integers(-(2**40), 2**40),
        fallback_after=st.sampled_from([0.0, 30.0, 300.0]),
        rules=ROUTINGS,
-       queue=st.lists(st.tuples(st.integers(0, 5), st.sampled_from([0, 1, 30, 90])), max_size=6))
-def test_every_policy_picks_the_same_chat_as_python(db, operators, steps, salt, fallback_after, rules, queue):
-    """Random states with skills, topics and priority classes, and random routing rules (skill
-    relaxation, SLA deadlines): every policy, every operator, the same chat in SQL as in Python."""
+       queue=st.lists(st.tuples(st.integers(0, 7), st.sampled_from([0, 1, 30, 90])), max_size=6),
+       returning=st.lists(st.tuples(st.integers(0, 3), st.booleans(), st.integers(0, 7), st.sampled_from([0, 1, 30]),
+                                    st.sampled_from(["stay", "offline", "busy"])), max_size=4),
+       late=st.lists(STEP, max_size=4))
+def test_every_policy_picks_the_same_chat_as_python(db, operators, steps, salt, fallback_after, rules, queue,
+                                                    returning, late):
+    """Random states with skills, topics, priority classes, weights and returning users, and random
+    routing rules (skill relaxation, SLA deadlines, known agent, fair limit): every policy, every
+    operator, the same chat in SQL as in Python."""
     _reset(db)
-    ops = _build(db, operators, steps, queue)
-    snapshot = read_snapshot(db, salt=salt)
-    routing = Routing(*rules)
+    ops = _build(db, operators, steps, queue, returning, late)
+    routing = rules
+    window = routing.fair_window if routing.fair_limit is not None else None
+    snapshot = read_snapshot(db, salt=salt, fair_window=window)
+    note(f"known agent: {any(routing.reserved_for(c, snapshot) is not None for c in snapshot.chats)}")
+    note(f"some chat weighs more than 1: {any(c.weight > 1 for c in snapshot.chats)}")
+    note(f"fair limit binds: {any(not routing.takes_more(o) for o in snapshot.operators)}")
     for name in POLICY_NAMES:
         params = {"fallback_after": fallback_after} if name == "exclude_last_fallback" else {}
         policy = make_policy(name, routing, **params)
         for op in ops:
             expected = policy.pick(snapshot, op)
             assert _sql_pick(db, op, name, fallback_after, salt, routing) == expected, (name, op, routing, snapshot)
-    assert read_snapshot(db, salt=salt) == snapshot  # the picks were rolled back
+    assert read_snapshot(db, salt=salt, fair_window=window) == snapshot  # the picks were rolled back
 
 
 def test_policy_agreement_covers_contention(db):

@@ -13,13 +13,14 @@ log row             SQL call
 ==================  ==================================================================
 operator_online     ``set_operator_online(op, true)``
 operator_offline    ``set_operator_online(op, false)`` (skipped if already taken offline)
-user_message        ``real_user_message`` (new chat, with its topic, when ``from_state`` is empty)
-assign              ``assign_chat_to_operator(op, policy, fallback_after, salt, relax_after,
-                    sla_targets)``; the chosen chat is compared with the log's
+user_message        ``real_user_message`` (new chat, by its user, with its topic, when ``from_state``
+                    is empty)
+assign              ``assign_chat_to_operator(op, policy, fallback_after, salt, <routing>)``
+                    (the run's routing rules); the chosen chat is compared with the log's
 ==================  ==================================================================
 
 Before the first row the floor is set up from the log's attrs as the model set it up: the
-topics (skill, class), every operator offline with its capacity and skills; the routing rules
+topics (skill, class, weight), every operator offline with its capacity and skills; the routing rules
 come from the attrs too.
 
 ==================  ==================================================================
@@ -29,7 +30,8 @@ operator_reply      ``operator_message``
 unassign            ``unassign_chat``; with reason ``operator_offline`` it is part of a
                     log-out: ``set_operator_online(op, false)`` once for all its chats
 idle_release        ``set_operator_online(op, false)`` once per operator and time
-stuck_release       ``release_and_reassign_chat(chat, reason)``
+stuck_release       ``release_and_reassign_chat(chat, reason)`` (also the no-answer timeout's,
+                    reason ``no_answer``: the same change)
 end                 ``end_chat(chat, reason)``
 operator_idle/      nothing (ground truth of the simulation; the database cannot see it)
 operator_active
@@ -158,7 +160,7 @@ def resolve_policy(log: pd.DataFrame, policy: str | None, salt: int | None = Non
     params = attrs.get("policy_params") or {}
     if isinstance(params, str):
         params = json.loads(params)
-    own = {k: v for k, v in params.items() if k not in ("salt", "relax_after", "sla_targets")}  # routing: attrs
+    own = {k: v for k, v in params.items() if k in ("fallback_after",)}  # the routing rules: attrs
     pol = make_policy(str(name), **(own if name == attrs.get("policy") else {}))
     fallback = float(pol.params.get("fallback_after", 300.0))
     notes: list[str] = []
@@ -199,7 +201,8 @@ def replay_log(log: pd.DataFrame, db: Any, *, policy: str | None = None, salt: i
     max_chats = int(attrs.get("max_chats") or 1)
     capacity, skills = attrs.get("operator_max_chats") or {}, attrs.get("operator_skills") or {}
     routing = attrs.get("routing") or {}
-    relax, targets = routing.get("relax_after"), routing.get("sla_targets")
+    rules = (routing.get("relax_after"), routing.get("sla_targets"), routing.get("sticky_for"),
+             routing.get("fair_limit"), routing.get("fair_window", 3600.0))
     sim_ops = sorted({int(o) for o in (attrs.get("operators") or [])}
                      | {int(o) for o in log["operator_id"].dropna().unique()})
     ops: dict[int, int] = {}  # sim operator id -> db operator id
@@ -214,7 +217,7 @@ def replay_log(log: pd.DataFrame, db: Any, *, policy: str | None = None, salt: i
 
     db.set_clock(0.0)
     for name_, spec in (attrs.get("topics") or {}).items():  # the floor, as the model set it up at time 0
-        call(db.define_topic, name_, spec.get("skill"), int(spec.get("priority") or 0))
+        call(db.define_topic, name_, spec.get("skill"), int(spec.get("priority") or 0), int(spec.get("weight") or 1))
     for op in sim_ops:  # the model creates all operators offline at time 0
         ops[op] = call(db.create_operator, f"op{op}", int(capacity.get(str(op), max_chats)), False,
                        list(skills.get(str(op), [])))
@@ -227,8 +230,9 @@ def replay_log(log: pd.DataFrame, db: Any, *, policy: str | None = None, salt: i
             offline_at.add((t, op))
 
     clock: float | None = 0.0
-    rows = log[["time", "chat_id", "operator_id", "event", "from_state", "reason", "topic"]].itertuples(index=False)
-    for i, (t, chat, op, event, from_state, reason, topic) in enumerate(rows):
+    rows = log[["time", "chat_id", "operator_id", "event", "from_state", "reason", "topic", "user_id"]].itertuples(
+        index=False)
+    for i, (t, chat, op, event, from_state, reason, topic, user) in enumerate(rows):
         t, chat, op, event, reason = float(t), _int(chat), _int(op), str(event), _str(reason)
         if t != clock:
             db.set_clock(t)
@@ -243,13 +247,13 @@ def replay_log(log: pd.DataFrame, db: Any, *, policy: str | None = None, salt: i
                 pass
             elif event == "user_message":
                 if _str(from_state) is None:
-                    new = call(db.real_user_message, chat, "message", None, _str(topic))
+                    new = call(db.real_user_message, _int(user) or chat, "message", None, _str(topic))
                     chats[chat], back[new] = new, chat
                 else:
-                    call(db.real_user_message, chat, "message", chats[chat])
+                    call(db.real_user_message, _int(user) or chat, "message", chats[chat])
             elif event == "assign":
                 result.decisions += 1
-                got = call(db.assign_chat_to_operator, ops[op], name, fallback, salt, relax, targets)
+                got = call(db.assign_chat_to_operator, ops[op], name, fallback, salt, *rules)
                 if got != chats[chat]:
                     result.disagreements.append(Disagreement(t, op, chat, back.get(got, got)))
                     result.stopped = True

@@ -173,8 +173,8 @@ class ChatDB:
         return int(self._scalar("create_operator", {"name": name, "max_chats": max_chats, "online": online,
                                                     "skills": None if skills is None else list(skills)}))
 
-    def define_topic(self, name: str, skill: str | None = None, priority: int = 0) -> None:
-        self.run("define_topic", {"name": name, "skill": skill, "priority": priority})
+    def define_topic(self, name: str, skill: str | None = None, priority: int = 0, weight: int = 1) -> None:
+        self.run("define_topic", {"name": name, "skill": skill, "priority": priority, "weight": weight})
 
     def set_operator_online(self, operator_id: int, online: bool) -> int:
         """Returns how many chats going offline released."""
@@ -191,12 +191,14 @@ class ChatDB:
     def assign_chat_to_operator(
         self, operator_id: int, policy: str = "exclude_last", fallback_after: float = 300.0, salt: int | None = 0,
         relax_after: float | None = None, sla_targets: Sequence[float] | None = None,
+        sticky_for: float | None = None, fair_limit: int | None = None, fair_window: float | None = 3600.0,
     ) -> int | None:
-        """The chat the policy gives the operator under the routing rules (``relax_after``,
-        ``sla_targets``: :class:`sim.policies.Routing`), or None."""
+        """The chat the policy gives the operator under the routing rules (the keywords after
+        ``salt``: :class:`sim.routing.Routing`), or None."""
         value = self._scalar("assign_chat_to_operator", {
             "operator_id": operator_id, "policy": policy, "fallback_after": fallback_after, "salt": salt,
-            "relax_after": relax_after, "sla_targets": None if sla_targets is None else list(sla_targets)},
+            "relax_after": relax_after, "sla_targets": None if sla_targets is None else list(sla_targets),
+            "sticky_for": sticky_for, "fair_limit": fair_limit, "fair_window": fair_window},
             nothing_if_empty=True)
         return None if value is None else int(value)
 
@@ -217,6 +219,10 @@ class ChatDB:
     # -- housekeeping ------------------------------------------------------------------
     def release_idle_operator_chats(self, idle_after_seconds: float) -> int:
         return int(self._scalar("release_idle_operator_chats", {"seconds": idle_after_seconds}))
+
+    def release_unanswered_chats(self, after_seconds: float) -> int:
+        """The no-answer timeout: returns how many chats went back to the queue."""
+        return int(self._scalar("release_unanswered_chats", {"seconds": after_seconds}))
 
     def release_and_reassign_chat(self, chat_id: int, reason: str = "manual_fix") -> int:
         """Returns the operator the chat was taken from."""

@@ -47,7 +47,7 @@ SELECT current_setting('max_connections')::int - current_setting('superuser_rese
 SELECT create_operator(%(name)s, %(max_chats)s, %(online)s, %(skills)s::text[])
 
 -- name: define_topic
-SELECT define_topic(%(name)s, %(skill)s, %(priority)s)
+SELECT define_topic(%(name)s, %(skill)s, %(priority)s, %(weight)s)
 
 -- name: set_operator_online
 -- Returns how many chats going offline released.
@@ -62,7 +62,8 @@ SELECT real_user_message(%(real_user_id)s, %(body)s, %(chat_id)s::bigint, %(topi
 -- name: assign_chat_to_operator
 -- NULL when the operator is offline, full, or nothing is eligible for it.
 SELECT assign_chat_to_operator(%(operator_id)s, %(policy)s, %(fallback_after)s::float8, %(salt)s::bigint,
-                               %(relax_after)s::float8, %(sla_targets)s::float8[])
+                               %(relax_after)s::float8, %(sla_targets)s::float8[], %(sticky_for)s::float8,
+                               %(fair_limit)s::integer, %(fair_window)s::float8)
 
 -- name: operator_message
 SELECT operator_message(%(operator_id)s, %(chat_id)s, %(body)s)
@@ -78,6 +79,9 @@ SELECT * FROM operator_chat_messages(%(operator_id)s, %(chat_id)s)
 
 -- name: release_idle_operator_chats
 SELECT release_idle_operator_chats(%(seconds)s::float8)
+
+-- name: release_unanswered_chats
+SELECT release_unanswered_chats(%(seconds)s::float8)
 
 -- name: release_and_reassign_chat
 SELECT release_and_reassign_chat(%(chat_id)s, %(reason)s)
@@ -134,21 +138,25 @@ SELECT id FROM chats WHERE chat_state = 'assigned' AND assigned_operator_id = %(
 
 -- name: snapshot_chats
 -- The open chats as a policy sees them (sim.policies.ChatView), times in lab seconds.
-SELECT id, chat_state, chatlab_seconds(waiting_since), last_operator_id, skill, priority
+SELECT id, chat_state, chatlab_seconds(waiting_since), last_operator_id, skill, priority, weight,
+       chatlab_seconds(created_at), sticky_operator_id
 FROM chats WHERE chat_state <> 'completed' ORDER BY id
 
 -- name: snapshot_operators
--- Every operator as a policy sees it (sim.policies.OperatorView), times in lab seconds.
+-- Every operator as a policy sees it (sim.policies.OperatorView), times in lab seconds: the
+-- capacity in use (chat weights) and the assignments after lab second %(since)s (the fair window).
 SELECT o.id, o.is_online,
-       (SELECT count(*) FROM chats c WHERE c.chat_state = 'assigned' AND c.assigned_operator_id = o.id),
-       o.max_chats, chatlab_seconds(o.last_assigned_at), chatlab_seconds(o.last_activity_at), o.skills
+       (SELECT coalesce(sum(c.weight), 0) FROM chats c WHERE c.chat_state = 'assigned' AND c.assigned_operator_id = o.id),
+       o.max_chats, chatlab_seconds(o.last_assigned_at), chatlab_seconds(o.last_activity_at), o.skills,
+       (SELECT count(*) FROM chat_assignments a
+        WHERE a.operator_id = o.id AND chatlab_seconds(a.assigned_at) > %(since)s::float8)
 FROM operators o ORDER BY o.id
 
 -- name: event_log
--- The history as sim/eventlog.py's rows (a chat's topic on each of its rows); time in lab
--- seconds of the database clock.
+-- The history as sim/eventlog.py's rows (a chat's topic and real user on each of its rows);
+-- time in lab seconds of the database clock.
 SELECT {schema}.chatlab_seconds(e.at) AS time, e.chat_id, e.operator_id, e.event, e.from_state, e.to_state,
-       e.reason, c.topic
+       e.reason, c.topic, c.real_user_id AS user_id
 FROM {schema}.chat_events e LEFT JOIN {schema}.chats c ON c.id = e.chat_id
 ORDER BY e.at, e.id
 
@@ -186,19 +194,19 @@ ORDER BY c.last_user_message_at, c.id
 --   assignments        history rows (chat_assignments)
 --   double_assigned    pairs of holds of the SAME chat whose [assigned_at, released_at)
 --                      intervals overlap: a chat held by two operators at once (must be 0)
---   over_capacity      holds that began while the operator already held max_chats chats
---                      (must be 0)
+--   over_capacity      holds that began while the operator held more than max_chats units
+--                      (chat weights; must be 0)
 WITH holds AS (
-    SELECT id, chat_id, operator_id,
-           tstzrange(assigned_at, coalesce(released_at, 'infinity'::timestamptz), '[)') AS span
-    FROM chat_assignments
+    SELECT a.id, a.chat_id, a.operator_id, c.weight,
+           tstzrange(a.assigned_at, coalesce(a.released_at, 'infinity'::timestamptz), '[)') AS span
+    FROM chat_assignments a JOIN chats c ON c.id = a.chat_id
 )
 SELECT
     (SELECT count(*) FROM holds) AS assignments,
     (SELECT count(*) FROM holds a JOIN holds b
         ON a.chat_id = b.chat_id AND a.id < b.id AND a.span && b.span) AS double_assigned,
     (SELECT count(*) FROM holds a JOIN operators o ON o.id = a.operator_id
-        WHERE (SELECT count(*) FROM holds b
+        WHERE (SELECT sum(b.weight) FROM holds b
                WHERE b.operator_id = a.operator_id AND b.span @> lower(a.span)) > o.max_chats) AS over_capacity
 
 -- name: read_only_snapshot
@@ -212,9 +220,9 @@ SET LOCAL search_path TO {schema}, pg_temp
 -- Invariants the chat system must keep after any amount of concurrent load or injected
 -- faults.  One row per violation: (check, chat_id, operator_id, detail).  No rows = all hold.
 WITH holds AS (
-    SELECT id, chat_id, operator_id, released_at,
-           tstzrange(assigned_at, coalesce(released_at, 'infinity'::timestamptz), '[)') AS span
-    FROM chat_assignments
+    SELECT a.id, a.chat_id, a.operator_id, a.released_at, c.weight,
+           tstzrange(a.assigned_at, coalesce(a.released_at, 'infinity'::timestamptz), '[)') AS span
+    FROM chat_assignments a JOIN chats c ON c.id = a.chat_id
 ),
 walk AS (   -- each chat's state-changing events in order, with the previous event's target
     SELECT e.chat_id, e.id, e.event, e.from_state, e.to_state,
@@ -229,11 +237,11 @@ SELECT 'held_twice' AS check, a.chat_id, b.operator_id,
        format('holds %s and %s overlap', a.id, b.id) AS detail
 FROM holds a JOIN holds b ON a.chat_id = b.chat_id AND a.id < b.id AND a.span && b.span
 UNION ALL
--- 2. an operator holding more chats than max_chats at the start of one of its holds
+-- 2. an operator holding more than max_chats units (chat weights) at the start of one of its holds
 SELECT 'over_capacity', a.chat_id, a.operator_id,
-       format('%s holds at once, max_chats %s', x.held, o.max_chats)
+       format('%s units held at once, max_chats %s', x.held, o.max_chats)
 FROM holds a JOIN operators o ON o.id = a.operator_id
-CROSS JOIN LATERAL (SELECT count(*) AS held FROM holds b
+CROSS JOIN LATERAL (SELECT sum(b.weight) AS held FROM holds b
                     WHERE b.operator_id = a.operator_id AND b.span @> lower(a.span)) x
 WHERE x.held > o.max_chats
 UNION ALL

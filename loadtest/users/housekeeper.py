@@ -1,4 +1,5 @@
-"""``Housekeeper``: idle detection and stuck-chat release on the scenario's intervals (the seed's cron jobs).
+"""``Housekeeper``: idle detection, stuck-chat release (the seed's cron jobs) and the no-answer
+timeout, on the scenario's intervals.
 
 One per run, also in distributed mode: the user that wins the housekeeper's advisory lock
 runs the jobs, any other stops at once.
@@ -33,14 +34,15 @@ class Housekeeper(ChatUser):
         jobs = run.scenario.jobs
         self.next_idle = jobs.idle_detection_interval if jobs.idle_detection_interval > 0 else math.inf
         self.next_stuck = jobs.stuck_check_interval if jobs.stuck_check_interval > 0 else math.inf
+        self.next_answer = jobs.reassign_check_interval if jobs.reassign_after is not None else math.inf
 
     @task
     def jobs(self) -> None:
         run = current()
         jobs, clock = run.scenario.jobs, run.clock
-        due = min(self.next_idle, self.next_stuck)
+        due = min(self.next_idle, self.next_stuck, self.next_answer)
         if not math.isfinite(due):
-            clock.sleep(run.scenario.duration)  # both jobs off
+            clock.sleep(run.scenario.duration)  # every job off
             return
         clock.sleep_until(due)
         if run.stopping:
@@ -56,5 +58,8 @@ class Housekeeper(ChatUser):
                     # the simulation's reason
                     if attempt(self.db.release_and_reassign_chat, stuck.chat_id, "stuck_timeout")[0]:
                         run.count("stuck_released")
+            if now >= self.next_answer:
+                self.next_answer += jobs.reassign_check_interval
+                run.count("unanswered_released", self.db.release_unanswered_chats(clock.wall(jobs.reassign_after)))
         except ChatLabError:
             run.count("housekeeper_errors")

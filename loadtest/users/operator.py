@@ -196,12 +196,14 @@ class Operator(ChatUser):
             attempt(db.touch_operator, self.op)
             self.last_activity = now
         if len(inbox.held) < self.me.max_chats:
-            # the SQL compares fallback_after, relax_after and SLA targets with the database's (wall) clock
-            routing = pol.routing
+            # the SQL compares every duration of the rules with the database's (wall) clock
+            routing, wall = pol.routing, clock.wall
             ok, got = attempt(db.assign_chat_to_operator, self.op, run.settings.policy,
-                              clock.wall(pol.fallback_after), run.salt(),
-                              None if routing.relax_after is None else clock.wall(routing.relax_after),
-                              None if routing.sla_targets is None else [clock.wall(t) for t in routing.sla_targets])
+                              wall(pol.fallback_after), run.salt(),
+                              None if routing.relax_after is None else wall(routing.relax_after),
+                              None if routing.sla_targets is None else [wall(t) for t in routing.sla_targets],
+                              None if routing.sticky_for is None else wall(routing.sticky_for),
+                              routing.fair_limit, wall(routing.fair_window))
             if ok and got is not None:
                 run.count("assignments")
                 self.work_wake.set()

@@ -41,7 +41,7 @@ class RealUser(ChatUser):
     def converse(self, run: Runtime, arrival: Arrival) -> None:
         """Open the chat; per exchange: wait for the answer, think, write again (or end it)."""
         clock, db = run.clock, self.db
-        real_user_id = run.worker_index * 1_000_000_000 + arrival.index + 1
+        real_user_id = arrival.user_id  # the population's: a returning user keeps theirs (known agent)
         chat_id = db.real_user_message(real_user_id, f"hello from user {real_user_id}", None, arrival.topic)
         run.count("chats_opened")
         for i in range(arrival.exchanges):

@@ -15,7 +15,7 @@ import re
 from typing import TYPE_CHECKING
 
 from sim.distributions import Distribution
-from sim.records import MAX_NAME, MAX_PRIORITY  # the system's limits (the database's CHECKs: migration 019)
+from sim.records import MAX_NAME, MAX_PRIORITY, MAX_WEIGHT  # the system's limits (the database's CHECKs: migration 019)
 from sim.scenario.spec import Group, Operators, Shift, Topic, Users
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 GROUP_KEYS = ("name", "count", "max_chats", "handle_time", "speed", "skills", "shifts", "unassign_probability",
               "idle_probability", "idle_duration")
-TOPIC_KEYS = ("name", "share", "skill", "priority", "think_time", "exchanges", "patience")
+TOPIC_KEYS = ("name", "share", "skill", "priority", "weight", "think_time", "exchanges", "patience")
 #: Shares may miss 1 by this much (decimal fractions in a file are not exact in binary).
 SHARE_TOLERANCE = 1e-6
 
@@ -103,8 +103,12 @@ def read_topics(users_t: _Table, users: Users, skills: frozenset[str]) -> Users:
         if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= MAX_PRIORITY:
             raise t.error("priority", f"an integer priority class from 0 to {MAX_PRIORITY} (higher is served first); "
                                       f"got {priority!r}")
+        weight = t.data.get("weight", 1)
+        if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= MAX_WEIGHT:
+            raise t.error("weight", f"an integer from 1 to {MAX_WEIGHT} (units of an operator's max_chats a chat of "
+                                    f"this topic takes); got {weight!r}")
         topics.append(Topic(
-            name=name, share=t.number("share", None, maximum=1.0), skill=skill, priority=priority,
+            name=name, share=t.number("share", None, maximum=1.0), skill=skill, priority=priority, weight=weight,
             think_time=t.dist("think_time", None) if t.has("think_time") else None,  # type: ignore[arg-type]
             exchanges=t.dist("exchanges", None) if t.has("exchanges") else None,  # type: ignore[arg-type]
             patience=t.dist("patience", None, allow_inf=True) if t.has("patience") else None))  # type: ignore[arg-type]

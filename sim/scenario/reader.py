@@ -18,6 +18,7 @@ from typing import Any
 from sim.distributions import Constant, Distribution, parse_distribution
 from sim.errors import DistributionError, ScenarioError
 from sim.policies import POLICY_NAMES
+from sim.routing import MAX_ROUTING_S
 from sim.scenario.floor import read_groups, read_sla_targets, read_topics
 from sim.scenario.spec import Arrivals, Jobs, Operators, PolicySpec, Scenario, Shift, Users
 
@@ -103,13 +104,15 @@ class _Table:
 
 
 _TOP = ("name", "description", "duration", "seed", "users", "operators", "policy", "jobs")
-_USERS = ("arrivals", "think_time", "exchanges", "patience", "topics")
+_USERS = ("arrivals", "think_time", "exchanges", "patience", "topics", "returning")
 _ARRIVAL_KEYS = {"poisson": ("kind", "rate", "scale"), "curve": ("kind", "points", "scale"), "trace": ("kind", "path")}
 _OPERATORS = ("count", "max_chats", "handle_time", "unassign_probability", "idle_probability", "idle_duration", "shifts",
               "groups")
 _SHIFT = ("start", "end", "operators", "count")
-_POLICY = ("name", "mode", "fallback_after", "poll_interval", "salt", "relax_after", "order", "sla_targets")
-_JOBS = ("idle_detection_interval", "idle_after", "stuck_check_interval", "stuck_after")
+_POLICY = ("name", "mode", "fallback_after", "poll_interval", "salt", "relax_after", "order", "sla_targets",
+           "sticky_for", "fair_limit", "fair_window")
+_JOBS = ("idle_detection_interval", "idle_after", "stuck_check_interval", "stuck_after", "reassign_after",
+         "reassign_check_interval")
 
 
 def _arrivals(t: _Table, base_dir: Path | None) -> Arrivals:
@@ -220,6 +223,7 @@ def parse_scenario(data: Mapping[str, Any], *, source: str = "<dict>", base_dir:
         think_time=users_t.dist("think_time", Users.think_time),
         exchanges=users_t.dist("exchanges", Users.exchanges),
         patience=users_t.dist("patience", Users.patience, allow_inf=True),
+        returning=users_t.number("returning", 0.0, maximum=1.0),
     )
 
     ops_t = top.table("operators", _OPERATORS, required=True)
@@ -251,6 +255,9 @@ def parse_scenario(data: Mapping[str, Any], *, source: str = "<dict>", base_dir:
         salt=salt,
         relax_after=pol_t.number("relax_after", None) if pol_t.has("relax_after") else None,
         order=pol_t.text("order", "priority", choices=("priority", "sla")),
+        sticky_for=pol_t.number("sticky_for", None, maximum=MAX_ROUTING_S) if pol_t.has("sticky_for") else None,
+        fair_limit=pol_t.integer("fair_limit", None, minimum=1) if pol_t.has("fair_limit") else None,
+        fair_window=pol_t.number("fair_window", 3600.0, strict=True, maximum=MAX_ROUTING_S),
     )
     if policy.order == "sla" or pol_t.has("sla_targets"):  # kept with order = "priority" (unused then)
         policy = dataclasses.replace(policy, sla_targets=read_sla_targets(pol_t, {t.priority for t in users.topics}))
@@ -261,6 +268,8 @@ def parse_scenario(data: Mapping[str, Any], *, source: str = "<dict>", base_dir:
         idle_after=jobs_t.number("idle_after", 300.0, strict=True),
         stuck_check_interval=jobs_t.number("stuck_check_interval", 300.0),
         stuck_after=jobs_t.number("stuck_after", 1800.0, strict=True),
+        reassign_after=jobs_t.number("reassign_after", None, strict=True) if jobs_t.has("reassign_after") else None,
+        reassign_check_interval=jobs_t.number("reassign_check_interval", 10.0, strict=True),
     )
     return Scenario(name, description, duration, seed, users, operators, policy, jobs, source=source)
 

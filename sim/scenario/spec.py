@@ -18,7 +18,7 @@ from typing import Any
 
 from sim.distributions import Constant, Distribution, Exponential
 from sim.errors import ScenarioError
-from sim.policies import MAX_ROUTING_S, Routing
+from sim.routing import MAX_ROUTING_S, Routing
 
 
 @dataclass(frozen=True)
@@ -89,12 +89,15 @@ class Topic:
     share: float = 1.0  # of all arrivals
     skill: str | None = None  # None: any operator may take it
     priority: int = 0
+    weight: int = 1  # units of an operator's max_chats one chat of it takes
     think_time: Distribution | None = None
     exchanges: Distribution | None = None
     patience: Distribution | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "share": self.share, "priority": self.priority}
+        if self.weight != 1:
+            out["weight"] = self.weight
         if self.skill is not None:
             out["skill"] = self.skill
         for key in ("think_time", "exchanges", "patience"):
@@ -111,6 +114,7 @@ class Users:
     exchanges: Distribution = Constant(3.0)  # operator replies before the user ends the chat (rounded, >= 1)
     patience: Distribution = Constant(math.inf)  # a queued user gives up after this long (s); inf = never
     topic_specs: tuple[Topic, ...] = ()  # [[users.topics]]; none: one topic of every chat
+    returning: float = 0.0  # probability that a new chat comes from a user who chatted before
 
     @property
     def topics(self) -> tuple[Topic, ...]:
@@ -125,6 +129,8 @@ class Users:
                "exchanges": self.exchanges.to_dict(), "patience": _dist_dict(self.patience)}
         if self.topic_specs:
             out["topics"] = [t.to_dict() for t in self.topic_specs]
+        if self.returning:
+            out["returning"] = self.returning
         return out
 
 
@@ -218,6 +224,9 @@ class PolicySpec:
     relax_after: float | None = None  # skill relaxation: after this long queued, any operator may take a chat
     order: str = "priority"  # queue order: "priority" (class, then waiting time) or "sla" (deadline)
     sla_targets: tuple[tuple[int, float], ...] = ()  # order = "sla": (priority class, target s)
+    sticky_for: float | None = None  # known agent: a returning user's new chat is held for its last operator (s)
+    fair_limit: int | None = None  # fair distribution: at most this many assignments per operator per window
+    fair_window: float = 3600.0  # ... window (s)
 
     @property
     def routing(self) -> Routing:
@@ -227,7 +236,8 @@ class PolicySpec:
             top = max((p for p, _ in self.sla_targets), default=-1)
             table = dict(self.sla_targets)
             targets = tuple(table.get(p, MAX_ROUTING_S) for p in range(top + 1))  # a gap: a class no topic uses
-        return Routing(relax_after=self.relax_after, sla_targets=targets)
+        return Routing(relax_after=self.relax_after, sla_targets=targets, sticky_for=self.sticky_for,
+                       fair_limit=self.fair_limit, fair_window=self.fair_window)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "mode": self.mode, "fallback_after": self.fallback_after,
@@ -240,6 +250,10 @@ class PolicySpec:
             out["order"] = self.order
         if self.sla_targets:
             out["sla_targets"] = {str(p): t for p, t in self.sla_targets}
+        if self.sticky_for is not None:
+            out["sticky_for"] = self.sticky_for
+        if self.fair_limit is not None:
+            out.update(fair_limit=self.fair_limit, fair_window=self.fair_window)
         return out
 
 
@@ -249,10 +263,15 @@ class Jobs:
     idle_after: float = 300.0  # an operator silent this long is idle
     stuck_check_interval: float = 300.0  # s between stuck-chat checks; 0 = off
     stuck_after: float = 1800.0  # a chat assigned this long is stuck and released
+    reassign_after: float | None = None  # no-answer timeout: unanswered this long after assignment -> queue (s)
+    reassign_check_interval: float = 10.0  # s between no-answer checks (with reassign_after)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"idle_detection_interval": self.idle_detection_interval, "idle_after": self.idle_after,
-                "stuck_check_interval": self.stuck_check_interval, "stuck_after": self.stuck_after}
+        out: dict[str, Any] = {"idle_detection_interval": self.idle_detection_interval, "idle_after": self.idle_after,
+                               "stuck_check_interval": self.stuck_check_interval, "stuck_after": self.stuck_after}
+        if self.reassign_after is not None:
+            out.update(reassign_after=self.reassign_after, reassign_check_interval=self.reassign_check_interval)
+        return out
 
 
 @dataclass(frozen=True)
@@ -302,7 +321,7 @@ class Scenario:
             "groups": {g.name: [i + 1 for i in g.members] for g in groups},
             "operator_max_chats": {str(i + 1): g.max_chats for g in groups for i in g.members},
             "operator_skills": {str(i + 1): sorted(g.skills) for g in groups for i in g.members},
-            "topics": {t.name: {"skill": t.skill, "priority": t.priority} for t in self.users.topics},
+            "topics": {t.name: {"skill": t.skill, "priority": t.priority, "weight": t.weight} for t in self.users.topics},
             "routing": self.policy.routing.params,
         }
 
