@@ -54,6 +54,16 @@ POLICY_NAMES: tuple[str, ...] = (
     "longest_idle",
     "random",
 )
+#: The buggy variants of :mod:`sim.variants` (reported bugs, for ``chatlab bugs``): valid names,
+#: never in a default comparison.
+VARIANT_NAMES: tuple[str, ...] = (
+    "least_loaded_lifetime",
+    "least_loaded_by_creation",
+    "newest_first",
+    "sticky_offline",
+    "exclude_last_unlocked",
+)
+KNOWN_NAMES: tuple[str, ...] = POLICY_NAMES + VARIANT_NAMES
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,7 @@ class OperatorView:
     last_activity_at: float | None = None  # last assignment, reply or unassign (longest idle)
     skills: frozenset[str] = frozenset()
     recent_assignments: int = 0  # assignments in the routing's fair window (fair-distribution limit)
+    assignments: int = 0  # every assignment it was ever given (only a buggy variant ranks by it)
 
     @property
     def has_capacity(self) -> bool:
@@ -311,8 +322,13 @@ def make_policy(name: str, routing: Routing = NO_ROUTING, **params: float) -> Po
     """Build a policy by its name, with the run's routing rules; raise :class:`UnknownPolicy`
     with the valid names otherwise."""
     factory = _FACTORIES.get(name)
+    if factory is None and name in VARIANT_NAMES:
+        from sim.variants import VARIANTS  # at call time: the variants build on this module
+
+        factory = VARIANTS[name]
     if factory is None:
-        raise UnknownPolicy(f"unknown policy {name!r}; expected one of: {', '.join(POLICY_NAMES)}")
+        raise UnknownPolicy(f"unknown policy {name!r}; expected one of: {', '.join(POLICY_NAMES)} "
+                            f"(or a buggy variant: {', '.join(VARIANT_NAMES)})")
     try:
         policy = factory(**params)
     except TypeError:
@@ -322,6 +338,9 @@ def make_policy(name: str, routing: Routing = NO_ROUTING, **params: float) -> Po
         ) from None
     if routing is not NO_ROUTING:
         policy.routing = routing
+    bind = getattr(policy, "bind", None)
+    if bind is not None:
+        bind()
     return policy
 
 
@@ -331,7 +350,8 @@ def parse_policy_list(text: str | Iterable[str]) -> list[str]:
     if not names:
         raise UnknownPolicy(f"no policy given; expected one or more of: {', '.join(POLICY_NAMES)}")
     for n in names:
-        if n not in _FACTORIES:
-            raise UnknownPolicy(f"unknown policy {n!r}; expected one of: {', '.join(POLICY_NAMES)}")
+        if n not in KNOWN_NAMES:
+            raise UnknownPolicy(f"unknown policy {n!r}; expected one of: {', '.join(POLICY_NAMES)} "
+                                f"(or a buggy variant: {', '.join(VARIANT_NAMES)})")
     return list(dict.fromkeys(names))
 

@@ -60,7 +60,8 @@ class Operator:
 
     def view(self, recent: int = 0) -> OperatorView:
         return OperatorView(self.id, self.online, self.load, self.max_chats,
-                            self.last_assigned_at, self.last_activity_at, self.skills, recent)
+                            self.last_assigned_at, self.last_activity_at, self.skills, recent,
+                            len(self.assigned_times))
 
 
 @dataclass

@@ -53,6 +53,8 @@ class Routing:
     sticky_for: float | None = None
     fair_limit: int | None = None
     fair_window: float = 3600.0
+    #: the ``sticky_offline`` variant's bug (Chatwoot #4158): hold for an offline or full operator too
+    hold_offline: bool = False
 
     def __post_init__(self) -> None:
         _seconds("relax_after", self.relax_after)
@@ -91,7 +93,9 @@ class Routing:
         if chat.created_at is None or chat.created_at <= snapshot.now - self.sticky_for:  # SQL's form
             return None
         agent = snapshot.operator(chat.sticky_operator_id)
-        if agent is None or not agent.online or agent.active_chats + chat.weight > agent.max_chats:
+        if agent is None:
+            return None
+        if not self.hold_offline and (not agent.online or agent.active_chats + chat.weight > agent.max_chats):
             return None
         return agent.operator_id
 

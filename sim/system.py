@@ -59,7 +59,7 @@ from sim.calls import Call, recorded
 from sim.errors import ChatCompleted, InvalidArgument, NotYourChat, UnknownChat, UnknownOperator, UnknownTopic
 from sim.eventlog import EventLogBuilder, OperatorEvent
 from sim.jobs import BackgroundJobs
-from sim.policies import POLICY_NAMES, ChatOrderedPolicy, Policy, Snapshot, make_policy
+from sim.policies import KNOWN_NAMES, ChatOrderedPolicy, Policy, Snapshot, make_policy
 from sim.records import (
     MAX_BODY,
     MAX_NAME,
@@ -79,11 +79,11 @@ _WA, _AS, _WR, _DONE = State.WAITING_ASSIGNMENT, State.ASSIGNED, State.WAITING_R
 _QUEUE_STATES = frozenset({_WA, _WR})
 #: Built-in policies whose eligibility is limited to waiting_assignment (the seed's fix rule).
 _FIX_ONLY_POLICIES = frozenset(
-    type(make_policy(name)) for name in POLICY_NAMES if not make_policy(name).legacy
+    type(make_policy(name)) for name in KNOWN_NAMES if not make_policy(name).legacy
 )
 #: Built-in policies that look only at the requesting operator (chat-ordered ones).
 _REQUESTER_ONLY_POLICIES = frozenset(
-    type(make_policy(name)) for name in POLICY_NAMES if isinstance(make_policy(name), ChatOrderedPolicy)
+    type(make_policy(name)) for name in KNOWN_NAMES if isinstance(make_policy(name), ChatOrderedPolicy)
 )
 
 
@@ -147,7 +147,7 @@ class ChatSystem(BackgroundJobs):
         parameter, the routing rules (``rules``: :class:`sim.routing.Routing`'s fields)."""
         if isinstance(policy, Policy):
             return policy
-        if policy not in POLICY_NAMES:
+        if policy not in KNOWN_NAMES:
             make_policy(policy)  # UnknownPolicy, naming the valid ones
         rules = rules or {}
         if rules.get("sla_targets") is not None:

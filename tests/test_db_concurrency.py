@@ -139,3 +139,51 @@ def test_concurrent_assignment_keeps_every_invariant(pg_uri, fresh_schema):
     # the races really happened (otherwise this test proves little)
     print(f"calls {dict(calls)} races {dict(races)}")
     assert sum(races.values()) > 0 and calls["assign"] > 100, (races, calls)
+
+
+def _one_operator_many_requests(pg_uri: str, schema: str, policy: str, rounds: int = 40, tabs: int = 6) -> int:
+    """``tabs`` threads ask for the same operator (max_chats 2) at once, ``rounds`` times (each
+    round starts with it holding nothing and a full queue); returns the holds that began
+    over capacity, from the history (the ``integrity`` query)."""
+    with ChatDB(pg_uri, schema) as setup:
+        op = setup.create_operator("busy", max_chats=2)
+    barrier = threading.Barrier(tabs + 1)
+    errors: list[BaseException] = []
+
+    def tab(i: int) -> None:
+        try:
+            with ChatDB(pg_uri, schema, application_name=f"tab{i}") as db:
+                for _ in range(rounds):
+                    barrier.wait(timeout=30)  # the round's queue is ready
+                    db.assign_chat_to_operator(op, policy)
+                    barrier.wait(timeout=30)  # every tab has asked
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=tab, args=(i,)) for i in range(tabs)]
+    for t in threads:
+        t.start()
+    with ChatDB(pg_uri, schema) as db:
+        for r in range(rounds):
+            for u in range(tabs):
+                db.real_user_message(r * 100 + u, "hello")
+            barrier.wait(timeout=30)
+            barrier.wait(timeout=30)
+            for chat in db.active_chats(op):  # back to nothing held for the next round
+                db.operator_message(op, chat, "answer")
+        for t in threads:
+            t.join(timeout=30)
+        assert errors == [], errors
+        return int(db.integrity()["over_capacity"])
+
+
+def test_without_the_operator_lock_concurrent_requests_overshoot_capacity(pg_uri, fresh_schema):
+    """Chatwoot #11034 / Rocket.Chat #18217, a real race: the variant without the operator-row
+    lock overshoots capacity from concurrent requests; the fix's function never does."""
+    assert _one_operator_many_requests(pg_uri, fresh_schema, "exclude_last") == 0
+
+
+def test_the_unlocked_variant_really_overshoots(pg_uri, fresh_schema):
+    over = _one_operator_many_requests(pg_uri, fresh_schema, "exclude_last_unlocked")
+    print(f"holds begun over capacity without the lock: {over}")
+    assert over > 0

@@ -20,12 +20,12 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from sim.policies import POLICY_NAMES
+from sim.policies import KNOWN_NAMES
 from sim.errors import ChatLabError
 
 PG_URI: str | None = None  # set by the autouse fixture: the session server's URI
 
-FIX_POLICIES = tuple(p for p in POLICY_NAMES if p != "legacy")
+FIX_POLICIES = tuple(p for p in KNOWN_NAMES if p != "legacy")  # the buggy variants too
 #: CHATLAB_DIFF_EXAMPLES / CHATLAB_DIFF_STEPS raise the example count / sequence length for a
 #: longer bug hunt (CI keeps the defaults).
 SETTINGS = settings(deadline=None, max_examples=int(os.environ.get("CHATLAB_DIFF_EXAMPLES", "50")),

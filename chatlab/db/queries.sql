@@ -149,7 +149,8 @@ SELECT o.id, o.is_online,
        (SELECT coalesce(sum(c.weight), 0) FROM chats c WHERE c.chat_state = 'assigned' AND c.assigned_operator_id = o.id),
        o.max_chats, chatlab_seconds(o.last_assigned_at), chatlab_seconds(o.last_activity_at), o.skills,
        (SELECT count(*) FROM chat_assignments a
-        WHERE a.operator_id = o.id AND chatlab_seconds(a.assigned_at) > %(since)s::float8)
+        WHERE a.operator_id = o.id AND chatlab_seconds(a.assigned_at) > %(since)s::float8),
+       (SELECT count(*) FROM chat_assignments a WHERE a.operator_id = o.id)
 FROM operators o ORDER BY o.id
 
 -- name: event_log

@@ -52,8 +52,8 @@ def read_snapshot(conn: "psycopg.Connection | ChatDB", now: float | None = None,
         operators=tuple(
             OperatorView(operator_id=int(i), online=bool(on), active_chats=int(n), max_chats=int(m),
                          last_assigned_at=la, last_activity_at=lact, skills=frozenset(skills),
-                         recent_assignments=int(recent))
-            for i, on, n, m, la, lact, skills, recent in operators
+                         recent_assignments=int(recent), assignments=int(total))
+            for i, on, n, m, la, lact, skills, recent, total in operators
         ),
         salt=int(salt),
     )

@@ -14,6 +14,10 @@
 --     waiting time (random keeps its own order);
 -- and the no-answer timeout, release_unanswered_chats: a chat held without a reply for
 -- reassign_after seconds goes back to the queue, its holder excluded by the fix's rule.
+-- The assign function also knows sim/variants.py's buggy variants, each reproducing a bug
+-- real products' users reported, as legacy reproduces the seed's (chatlab bugs):
+-- least_loaded_lifetime, least_loaded_by_creation, newest_first, sticky_offline and
+-- exclude_last_unlocked (the fix without the operator-row lock: a race only SQL can show).
 
 -- ---------------------------------------------------------------------------------------
 -- Known agent: each new chat remembers the operator of the same user's previous chat
@@ -101,8 +105,9 @@ DECLARE
     v_at       timestamptz;
 BEGIN
     IF v_policy NOT IN ('legacy', 'exclude_last', 'exclude_last_fallback', 'round_robin',
-                        'least_loaded', 'longest_idle', 'random') THEN
-        RAISE EXCEPTION 'unknown policy %; expected one of: legacy, exclude_last, exclude_last_fallback, round_robin, least_loaded, longest_idle, random',
+                        'least_loaded', 'longest_idle', 'random', 'least_loaded_lifetime', 'least_loaded_by_creation',
+                        'newest_first', 'sticky_offline', 'exclude_last_unlocked') THEN
+        RAISE EXCEPTION 'unknown policy %; expected one of: legacy, exclude_last, exclude_last_fallback, round_robin, least_loaded, longest_idle, random (or a buggy variant: least_loaded_lifetime, least_loaded_by_creation, newest_first, sticky_offline, exclude_last_unlocked)',
                         quote_literal(v_policy) USING ERRCODE = 'CL007';
     END IF;
     IF v_fallback < 0 OR v_fallback = 'NaN'::float8 THEN
@@ -123,7 +128,15 @@ BEGIN
     IF p_fair_limit < 1 THEN
         RAISE EXCEPTION 'fair_limit must be an integer >= 1, got %', p_fair_limit USING ERRCODE = 'CL006';
     END IF;
-    v_op := _chatlab_lock_operator(p_operator_id);
+    IF v_policy = 'exclude_last_unlocked' THEN  -- the variant's bug: the operator row is read, not locked
+        PERFORM _chatlab_check_id('operator id', p_operator_id);
+        SELECT * INTO v_op FROM operators WHERE id = p_operator_id;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'unknown operator %', p_operator_id USING ERRCODE = 'CL001';
+        END IF;
+    ELSE
+        v_op := _chatlab_lock_operator(p_operator_id);
+    END IF;
     v_now := chatlab_now();
     v_fair := v_now - make_interval(secs => v_window);
     v_room := v_op.max_chats - _chatlab_load(p_operator_id);
@@ -141,7 +154,8 @@ BEGIN
         v_held := v_now - make_interval(secs => p_sticky_for);
     END IF;
 
-    IF v_policy IN ('round_robin', 'least_loaded', 'longest_idle') THEN
+    IF v_policy IN ('round_robin', 'least_loaded', 'longest_idle', 'least_loaded_lifetime',
+                    'least_loaded_by_creation') THEN
         -- Replay the greedy matching up to the requester: each operator ahead of it takes the
         -- first chat it may have (the fix's exclusion, its skills, what fits, nobody else's
         -- held chat), a chat held for it first, then queue order.
@@ -152,8 +166,12 @@ BEGIN
             WHERE o.is_online AND load.n < o.max_chats
               AND (p_fair_limit IS NULL OR (SELECT count(*) FROM chat_assignments a
                                             WHERE a.operator_id = o.id AND a.assigned_at > v_fair) < p_fair_limit)
-            ORDER BY CASE WHEN v_policy = 'least_loaded' THEN load.n ELSE 0 END,
-                     CASE WHEN v_policy = 'longest_idle' THEN o.last_activity_at ELSE o.last_assigned_at END
+            ORDER BY CASE WHEN v_policy IN ('least_loaded', 'least_loaded_by_creation') THEN load.n
+                          WHEN v_policy = 'least_loaded_lifetime'
+                          THEN (SELECT count(*) FROM chat_assignments a WHERE a.operator_id = o.id)
+                          ELSE 0 END,
+                     CASE WHEN v_policy = 'least_loaded_by_creation' THEN NULL
+                          WHEN v_policy = 'longest_idle' THEN o.last_activity_at ELSE o.last_assigned_at END
                          ASC NULLS FIRST,
                      o.id
         LOOP
@@ -190,15 +208,18 @@ BEGIN
           AND (c.skill IS NULL OR c.skill = ANY (v_op.skills) OR c.waiting_since <= v_relax)
           AND NOT (c.last_operator_id IS NULL AND c.created_at > v_held AND c.sticky_operator_id IS NOT NULL
                    AND c.sticky_operator_id <> p_operator_id
-                   AND EXISTS (SELECT 1 FROM operators s WHERE s.id = c.sticky_operator_id AND s.is_online
-                                 AND c.weight <= s.max_chats - _chatlab_load(s.id)))
+                   AND EXISTS (SELECT 1 FROM operators s WHERE s.id = c.sticky_operator_id
+                                 AND (v_policy = 'sticky_offline'  -- the variant's bug: held for anyone
+                                      OR (s.is_online AND c.weight <= s.max_chats - _chatlab_load(s.id)))))
         ORDER BY CASE WHEN c.sticky_operator_id = p_operator_id AND c.last_operator_id IS NULL
                            AND c.created_at > v_held THEN 0 ELSE 1 END,
-                 CASE WHEN v_sla AND v_policy <> 'random'
+                 CASE WHEN v_sla AND v_policy NOT IN ('random', 'newest_first')
                       THEN _chatlab_deadline(c.waiting_since, c.priority, p_sla_targets) END NULLS LAST,
-                 CASE WHEN NOT v_sla OR v_policy = 'random' THEN -c.priority END,
+                 CASE WHEN NOT v_sla OR v_policy IN ('random', 'newest_first') THEN -c.priority END,
                  CASE WHEN v_policy = 'random' THEN md5(v_salt::text || ':' || c.id::text) END,
-                 CASE WHEN NOT v_sla AND v_policy <> 'random' THEN c.waiting_since END,
+                 CASE WHEN v_policy = 'newest_first' THEN c.waiting_since END DESC,
+                 CASE WHEN v_policy = 'newest_first' THEN c.id END DESC,
+                 CASE WHEN NOT v_sla AND v_policy NOT IN ('random', 'newest_first') THEN c.waiting_since END,
                  c.id
         LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
     ELSIF v_policy = 'random' THEN
@@ -206,6 +227,12 @@ BEGIN
         WHERE c.chat_state = 'waiting_assignment' AND c.last_operator_id IS DISTINCT FROM p_operator_id
           AND c.weight <= v_room AND (c.skill IS NULL OR c.skill = ANY (v_op.skills) OR c.waiting_since <= v_relax)
         ORDER BY c.priority DESC, md5(v_salt::text || ':' || c.id::text), c.id
+        LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
+    ELSIF v_policy = 'newest_first' THEN  -- the variant's bug: the newest waiting chat first
+        SELECT c.id, c.chat_state INTO v_chat, v_from FROM chats c
+        WHERE c.chat_state = 'waiting_assignment' AND c.last_operator_id IS DISTINCT FROM p_operator_id
+          AND c.weight <= v_room AND (c.skill IS NULL OR c.skill = ANY (v_op.skills) OR c.waiting_since <= v_relax)
+        ORDER BY c.priority DESC, c.waiting_since DESC, c.id DESC
         LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
     ELSIF v_sla THEN
         SELECT c.id, c.chat_state INTO v_chat, v_from FROM chats c
