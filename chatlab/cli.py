@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "compare": "Simulate one scenario under several policies side by side.",
     "sweep": "Simulate a scenario over a grid of parameters, seeds and policies.",
     "gate": "Exit 1 if a run breaks a bound (repeat rate, p99 wait, Jain index): for CI.",
+    "bugs": "Reproduce real products' reported routing bugs with buggy variants; show the lab is free of them.",
     "db": "Manage the PostgreSQL server and schema: up, migrate, verify, status, url, down.",
     "loadtest": "Run the Locust suite against the real database for a scenario.",
     "compare-real": "Run simulation and load test on one scenario and compare them.",

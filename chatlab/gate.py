@@ -86,6 +86,11 @@ BOUND_OPTIONS: dict[str, tuple[str, Literal["max", "min"], str, tuple[float, flo
     "min_jain": ("fairness.assignments_per_online_hour.jain", "min", "", (0.0, 1.0)),
     "max_abandonment_rate": ("wait.abandonment_rate", "max", "%", (0.0, 1.0)),
     "min_service_level": ("wait.service_level", "min", "%", (0.0, 1.0)),
+    "max_capacity_overshoot": ("guarantees.capacity_overshoot", "max", "", (0.0, float("inf"))),
+    "max_fifo_violations": ("guarantees.fifo_violations", "max", "", (0.0, float("inf"))),
+    "max_unanswered_hold": ("guarantees.longest_unanswered_hold_s", "max", "s", (0.0, float("inf"))),
+    "max_offline_agent_wait": ("guarantees.offline_agent_wait_p90_s", "max", "s", (0.0, float("inf"))),
+    "max_peak_share": ("guarantees.peak_share", "max", "", (1.0, float("inf"))),
 }
 
 
@@ -138,6 +143,6 @@ class GateResult:
 def evaluate(runs: Sequence[Analysis], bounds: Sequence[Bound]) -> GateResult:
     """Every bound on every run."""
     if not bounds:
-        raise GateError("no bound to check; give at least one of --max-repeat-rate, --max-premature-rate, "
-                        "--max-p99-wait, --min-jain, --max-abandonment-rate, --min-service-level")
+        raise GateError("no bound to check; give at least one of "
+                        + ", ".join("--" + o.replace("_", "-") for o in BOUND_OPTIONS))
     return GateResult(tuple(c for run in runs for c in check_metrics(run.label, run.metrics, bounds)))

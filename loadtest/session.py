@@ -113,6 +113,7 @@ def run_load_test(settings: LoadTestSettings, *, on_tick: Callable[[float], None
         notes.append("the scenario's push mode is played as pull: the database has no dispatcher, so "
                      "operators ask for chats every poll_interval (waits come out longer than the model's)")
     n_ops, reserved = len(settings.operators), 4 * settings.workers
+    per_op = 1 + scenario.operators.tabs  # a worker connection and one per tab
     with session_database(settings.database_url, prefix="chatlab-lt-pg-") as dsn:
         schema = schema_name(settings.scenario, settings.policy)
         try:
@@ -121,13 +122,13 @@ def run_load_test(settings: LoadTestSettings, *, on_tick: Callable[[float], None
             raise LoadTestFailed(" ".join(str(exc).split())) from None
         try:
             with ChatDB(dsn, schema, application_name="chatlab-loadtest-setup") as db:
-                # each operator holds two connections (worker + poller), each real user one, plus the
-                # housekeeper and a few short-lived ones: stay inside the server's max_connections
-                spare = db.connection_budget() - 2 * n_ops - reserved
+                # each operator holds a worker connection and one per tab (poller), each real user
+                # one, plus the housekeeper and a few short-lived ones: stay inside max_connections
+                spare = db.connection_budget() - per_op * n_ops - reserved
                 if spare < 2:
                     raise LoadTestUsageError(
                         f"the server allows too few connections for {n_ops} operators "
-                        f"(need {2 * n_ops + reserved + 2}, have {spare + 2 * n_ops + reserved}); "
+                        f"(need {per_op * n_ops + reserved + 2}, have {spare + per_op * n_ops + reserved}); "
                         "raise max_connections or use fewer operators")
                 if pool > spare:
                     notes.append(f"real-user pool capped at {spare} by the server's max_connections (wanted {pool})")

@@ -74,6 +74,8 @@ class LoadTestSettings:
     master_port: int = 5557
     dsn: str = ""  # the server the run uses (set by the session)
     schema: str = ""  # the run's fresh schema (set by the session)
+    #: dotted scenario fields replaced for this run (:meth:`sim.scenario.Scenario.with_overrides`)
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
     def workers(self) -> int:
@@ -85,7 +87,8 @@ class LoadTestSettings:
         return str(Path(self.out_dir) / "locust_run_info.json")
 
     def load_scenario(self) -> Scenario:
-        return load_scenario(self.scenario)
+        sc = load_scenario(self.scenario)
+        return sc.with_overrides(self.overrides) if self.overrides else sc
 
     def for_server(self, dsn: str, schema: str, user_pool: int) -> LoadTestSettings:
         """These settings on the server and schema the session prepared."""
@@ -138,7 +141,8 @@ def plan(scenario: str, *, policy: str | None = None, time_scale: float = DEFAUL
          run_time_s: float | None = None, users: int | None = None, seed: int | None = None,
          out_dir: str | Path | None = None, database_url: str | None = None, keep_schema: bool = False,
          web: bool = False, web_port: int = 8089, expect_workers: int = 0, local_workers: int = 0,
-         master_bind_host: str = "127.0.0.1", master_port: int = 5557) -> LoadTestSettings:
+         master_bind_host: str = "127.0.0.1", master_port: int = 5557,
+         overrides: dict[str, Any] | None = None) -> LoadTestSettings:
     """Validate what the user asked for and work out policy, seed, run time and the scenario window.
 
     Raises :class:`LoadTestUsageError` (or the scenario's own error) naming the first unusable
@@ -157,6 +161,8 @@ def plan(scenario: str, *, policy: str | None = None, time_scale: float = DEFAUL
     if policy is not None:
         make_policy(policy)  # UnknownPolicy (a ChatLabError) names the valid ones
     sc = load_scenario(scenario)
+    if overrides:
+        sc = sc.with_overrides(overrides)
     run_time = float(run_time_s) if run_time_s is not None else sc.duration / time_scale
     run_time = max(1.0, round(run_time))
     if run_time > MAX_RUN_WALL_S:
@@ -173,7 +179,7 @@ def plan(scenario: str, *, policy: str | None = None, time_scale: float = DEFAUL
         users=users, out_dir=str(out.resolve()),  # absolute: Locust runs in the repository, not the user's CWD
         database_url=database_url or os.environ.get("DATABASE_URL") or None, keep_schema=keep_schema,
         web=web, web_port=web_port, expect_workers=expect_workers, local_workers=local_workers,
-        master_bind_host=master_bind_host, master_port=master_port)
+        master_bind_host=master_bind_host, master_port=master_port, overrides=dict(overrides or {}))
 
 
 def seeded_operators(scenario: Scenario, duration: float) -> tuple[SeededOperator, ...]:

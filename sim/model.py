@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -98,7 +98,7 @@ class _Agent:
     on_shift: bool = False
     idle: bool = False
     work_wake: simpy.Event | None = None  # the worker waits on it when there is nothing to answer
-    poll_wake: simpy.Event | None = None  # the poller waits on it (with a poll timeout) for capacity
+    poll_wakes: dict[int, simpy.Event] = field(default_factory=dict)  # each tab's poller waits on its own
 
 
 class ChatModel:
@@ -150,7 +150,7 @@ class ChatModel:
         """Something changed for this operator (new work, freed capacity, shift): both loops re-check."""
         if agent is None:
             return
-        for ev in (agent.work_wake, agent.poll_wake):
+        for ev in (agent.work_wake, *agent.poll_wakes.values()):
             if ev is not None and not ev.triggered:
                 ev.succeed()
 
@@ -290,24 +290,24 @@ class ChatModel:
             self._wake(agent)  # a slot is free: the poller asks again
             self.queue_changed()
 
-    def poller(self, agent: _Agent) -> Generator[simpy.Event, Any, None]:
+    def poller(self, agent: _Agent, tab: int = 0) -> Generator[simpy.Event, Any, None]:
         """Pull mode: while the operator is responsive and has a free slot, its client asks for a chat
         at once and then every ``poll_interval`` (in the background, also while it types)."""
         env, system = self.env, self.system
         while True:
-            agent.poll_wake = env.event()
+            wake = agent.poll_wakes[tab] = env.event()
             if not agent.on_shift or agent.idle:
-                yield agent.poll_wake
+                yield wake
                 continue
             if not system.is_online(agent.id):  # logged out while away: log back in
                 system.set_operator_online(agent.id, True, now=env.now)
             if not system.has_capacity(agent.id):
-                yield agent.poll_wake
+                yield wake
                 continue
             if self._assign(agent) is not None:
                 self._wake(agent)  # the worker has something to read
                 continue
-            yield agent.poll_wake | env.timeout(self.poll)
+            yield wake | env.timeout(self.poll)
 
     def _idle(self, agent: _Agent) -> Generator[simpy.Event, Any, None]:
         env, system = self.env, self.system
@@ -369,7 +369,8 @@ class ChatModel:
             env.process(self.shifts(agent))
             env.process(self.worker(agent))
             if not self.push:
-                env.process(self.poller(agent))
+                for tab in range(self.scenario.operators.tabs):  # one poller per tab: they ask in turn
+                    env.process(self.poller(agent, tab))
             if jobs.idle_detection_interval > 0:
                 env.process(self.heartbeat(agent, jobs.idle_after))
         env.process(self.arrivals())

@@ -17,7 +17,7 @@ from sim.model import run_simulation
 from sim.policies import POLICY_NAMES
 from sim.scenario import load_scenario
 
-FLOORS = ("mixed_floor", "skills_gap", "vip_rush")
+FLOORS = ("mixed_floor", "skills_gap", "vip_rush", "known_agents")
 
 
 def skill_violations(log: pd.DataFrame) -> list[str]:

@@ -77,7 +77,7 @@ def test_gate_exit_0_on_fixed_log(saved: dict[str, Path]) -> None:
     res = chatlab("gate", str(saved["fixed"] / "events.parquet"), "--max-premature-rate", "0", "--min-jain", "0.9")
     assert res.returncode == 0, res.stdout + res.stderr
     lines = res.stdout.strip().splitlines()
-    assert [ln.split()[0] for ln in lines[:-1]] == ["PASS", "PASS", "PASS"]
+    assert [ln.split()[0] for ln in lines[:-1]] == ["PASS", "PASS", "PASS", "PASS"]  # + capacity (on by default)
     assert lines[-1] == "gate PASSED"
 
 
@@ -90,16 +90,17 @@ def test_gate_exit_1_on_legacy_log_with_value_bound_and_margin(saved: dict[str, 
 def test_gate_checks_every_run_of_a_comparison_dir(saved: dict[str, Path]) -> None:
     res = chatlab("gate", str(saved["both"]), str(saved["fixed"]))
     assert res.returncode == 1
-    # repeat and premature bounds are on by default: legacy fails both, the fixed run (twice) passes both
-    assert res.stdout.count("PASS") == 4 and res.stdout.count("FAIL ") == 2
+    # repeat, premature and capacity bounds are on by default: legacy fails the first two, the fixed
+    # run (twice) passes all three
+    assert res.stdout.count("PASS") == 7 and res.stdout.count("FAIL ") == 2
     assert "[legacy, seed 7]: repeat_rate = 50%" in res.stdout
 
 
 def test_gate_bound_can_be_switched_off(saved: dict[str, Path]) -> None:
     res = chatlab("gate", str(saved["legacy"]), "--max-repeat-rate", "off", "--max-premature-rate", "off",
-                  "--min-jain", "0.1")
+                  "--max-capacity-overshoot", "off", "--min-jain", "0.1")
     assert res.returncode == 0, res.stdout + res.stderr
-    assert res.stdout.count("PASS ") == 1 and "repeat_rate" not in res.stdout
+    assert res.stdout.count("PASS ") == 1 and "repeat_rate" not in res.stdout and "capacity" not in res.stdout
     res = chatlab("gate", str(saved["legacy"]), "--max-premature-rate", "off")
     assert res.returncode == 1 and "premature_rate" not in res.stdout
 
@@ -132,16 +133,16 @@ def test_gate_unreadable_log_exit_2(tmp_path: Path) -> None:
 
 
 def test_gate_fails_legacy_and_passes_exclude_last_on_baseline() -> None:
-    common = ["--seeds", "1-2", "--duration", "3600", "--no-progress"]  # repeat + premature bounds: defaults (0)
+    common = ["--seeds", "1-2", "--duration", "3600", "--no-progress"]  # repeat, premature, capacity: defaults (0)
     legacy = chatlab("gate", "baseline", "--policy", "legacy", *common)
     assert legacy.returncode == 1, legacy.stdout + legacy.stderr
     for seed in (1, 2):
         line = next(ln for ln in legacy.stdout.splitlines() if f"seed {seed}]: repeat_rate" in ln)
         assert line.startswith("FAIL") and "over the bound" in line
-    assert legacy.stdout.strip().endswith("gate FAILED: 4 of 4 checks")
+    assert legacy.stdout.strip().endswith("gate FAILED: 4 of 6 checks")  # capacity holds even under legacy
     fixed = chatlab("gate", "baseline", "--policy", "exclude_last", *common, "--min-jain", "0.5")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
-    assert fixed.stdout.count("PASS ") == 6 and fixed.stdout.strip().endswith("gate PASSED")
+    assert fixed.stdout.count("PASS ") == 8 and fixed.stdout.strip().endswith("gate PASSED")
 
 
 # ----------------------------------------------------------------- the command on a log from PostgreSQL
@@ -180,4 +181,4 @@ def test_gate_on_an_event_log_read_from_postgresql(db, tmp_path: Path, policy: s
         # assigns at 10, 30 (A again, from waiting_real_user_reply) and 50 (A again): 2 repeats, 1 premature
         assert "repeat_rate = 66.67%" in res.stdout and "premature_rate = 33.33%" in res.stdout
     else:
-        assert res.stdout.count("PASS ") == 2 and res.stdout.strip().endswith("gate PASSED")
+        assert res.stdout.count("PASS ") == 3 and res.stdout.strip().endswith("gate PASSED")

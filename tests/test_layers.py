@@ -1,7 +1,7 @@
 """The layers point one way, and every concept has one home (checked on the source tree).
 
     sim (domain)  <-  chatlab.db, chatlab.metrics  <-  loadtest, chatlab.correctness
-                  <-  chatlab.report, chatlab.gate  <-  chatlab.commands, chatlab.cli
+                  <-  chatlab.report, chatlab.gate, chatlab.bugs  <-  chatlab.commands, chatlab.cli
 
 A module may import a lower layer, or its own package; never a higher layer and never a
 sibling of its own layer (``chatlab.metrics`` knows nothing of ``chatlab.db``, ``loadtest``
@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "chatlab.correctness": 2,
     "chatlab.report": 3,
     "chatlab.gate": 3,
+    "chatlab.bugs": 3,
     "chatlab.commands": 4,
     "chatlab.cli": 4,
 }

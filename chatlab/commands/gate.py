@@ -45,6 +45,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--max-abandonment-rate", type=bound_value, default=None, metavar="R", help="max abandoned / chats")
     b.add_argument("--min-service-level", type=bound_value, default=None, metavar="R",
                    help="min share of waits served within --service-level-t")
+    g = parser.add_argument_group("routing guarantees (the bounds of chatlab bugs; metrics.json's guarantees.*)")
+    g.add_argument("--max-capacity-overshoot", type=bound_value, default=0.0, metavar="N",
+                   help="max assignments that left an operator over max_chats units (default 0; 'off' to skip)")
+    g.add_argument("--max-fifo-violations", type=bound_value, default=None, metavar="N",
+                   help="max assignments made while an older chat the operator could take waited")
+    g.add_argument("--max-unanswered-hold", type=bound_value, default=None, metavar="S",
+                   help="max time a chat stays with an operator without a reply, seconds")
+    g.add_argument("--max-offline-agent-wait", type=bound_value, default=None, metavar="S",
+                   help="max p90 wait of returning chats whose known agent was offline, seconds")
+    g.add_argument("--max-peak-share", type=bound_value, default=None, metavar="X",
+                   help="max peak share: one operator's share of a 15-min window's assignments x operators online")
     common.add_metric_arguments(parser)
 
 

@@ -21,6 +21,7 @@ from chatlab.metrics.episodes import (
 )
 from chatlab.metrics.fairness import fairness_summary
 from chatlab.metrics.floor import class_metrics, group_metrics, group_names
+from chatlab.metrics.guarantees import guarantee_metrics
 from chatlab.metrics.runlog import (
     _AS,
     _WA,
@@ -61,7 +62,7 @@ def compute_metrics(
     """All run-level metrics of one event log as a JSON-serialisable dict with stable keys.
 
     Sections: ``schema_version``, ``run``, ``params``, ``counts``, ``fairness``, ``wait``,
-    ``assignment``, ``health``, ``occupancy``, ``groups``, ``topics``, ``priorities`` (every
+    ``assignment``, ``health``, ``guarantees``, ``occupancy``, ``groups``, ``topics``, ``priorities`` (every
     key is listed in the README and in :data:`METRIC_DOCS`).  Values that cannot be defined (e.g. p99 with no served wait) are
     ``None``, never NaN, so the JSON is strict.
     """
@@ -154,6 +155,7 @@ def _metrics_and_parts(
         "wait": wait,
         "assignment": assignment,
         "health": health,
+        "guarantees": guarantee_metrics(log, parts.intervals),
         "occupancy": occupancy,
         "groups": group_metrics(po, group_names(log.attrs, dict(zip(po["operator_id"], po["group"])))),
         "topics": by_topic,

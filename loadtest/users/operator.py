@@ -3,7 +3,8 @@
 * the *worker* (the Locust task) answers the held chats' messages one at a time
   (``handle_time``; sometimes a hand-back; sometimes first an idle spell without replies or
   heartbeats, which idle detection must catch);
-* the *poller* (a second greenlet with its own connection) asks
+* the *poller* (a second greenlet with its own connection; one per ``operators.tabs``, all
+  woken together, so several requests for one operator really race) asks
   ``assign_chat_to_operator`` whenever a slot is free, then every ``poll_interval``, and
   heartbeats when the operator showed no activity for ``idle_after / 2``.
 
@@ -54,8 +55,8 @@ class Operator(ChatUser):
         self.on_shift_db: bool | None = None  # the shift state we last told the database
         self.last_activity = 0.0  # scenario time of our last activity (login, reply, unassign, touch)
         self.work_wake, self.poll_wake = Wake(), Wake()
-        self.poll_db = self.connect()
-        self.poller = gevent.spawn(self._poller, run)
+        self.poll_dbs = [self.connect() for _ in range(run.scenario.operators.tabs)]
+        self.pollers = [gevent.spawn(self._poller, run, db) for db in self.poll_dbs]
 
     def _claim(self, run: Runtime) -> SeededOperator | None:
         for op in run.settings.operators:
@@ -64,10 +65,10 @@ class Operator(ChatUser):
         return None
 
     def on_stop(self) -> None:
-        poller = getattr(self, "poller", None)
-        if poller is not None:
+        for poller in getattr(self, "pollers", ()):
             poller.kill(block=True, timeout=2)
-            self.poll_db.close()
+        for db in getattr(self, "poll_dbs", ()):
+            db.close()
         super().on_stop()
 
     # time and shifts -----------------------------------------------------------------------
@@ -170,10 +171,10 @@ class Operator(ChatUser):
         self.poll_wake.set()
 
     # the poller (a greenlet) -------------------------------------------------------------
-    def _poller(self, run: Runtime) -> None:
+    def _poller(self, run: Runtime, db: ChatDB) -> None:
         while not run.stopping:
             try:
-                self._loop(run, self._poll_step, "poller_errors")
+                self._loop(run, lambda r: self._poll_step(r, db), "poller_errors")
             except gevent.GreenletExit:
                 raise
             except Exception:  # never die silently: the operator would stop taking chats
@@ -181,8 +182,8 @@ class Operator(ChatUser):
                 run.count("poller_crashes")
                 time.sleep(run.poll_wall(run.scenario.policy.poll_interval))
 
-    def _poll_step(self, run: Runtime) -> None:
-        sc, clock, db = run.scenario, run.clock, self.poll_db
+    def _poll_step(self, run: Runtime, db: ChatDB) -> None:
+        sc, clock = run.scenario, run.clock
         pol, jobs = sc.policy, sc.jobs
         now = clock.now()
         if not self.on_shift(now) or self.idle or self.on_shift_db is None:

@@ -32,6 +32,7 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
     "operators.unassign_probability": ("0..1, default 0", "per handled message: hand the chat back instead"),
     "operators.idle_probability": ("0..1, default 0", "per handled message: stop responding first"),
     "operators.idle_duration": ("distribution, default 600", "how long an idle operator stays silent (s)"),
+    "operators.tabs": ("integer >= 1, default 1", "concurrent assignment requests each operator's client makes (browser tabs); simulated ones ask in turn, so only the database can race"),
     "operators.groups": ("array of tables, optional", "operators who are alike; with groups, the fields above are the floor's defaults and count/shifts belong to the groups"),
     "operators.groups[].name": ("letters, digits, _ or - (required)", "the group's name in reports and metrics.json"),
     "operators.groups[].count": ("integer >= 1 (required)", "operators in the group (ids continue from the previous group)"),

@@ -107,7 +107,7 @@ _TOP = ("name", "description", "duration", "seed", "users", "operators", "policy
 _USERS = ("arrivals", "think_time", "exchanges", "patience", "topics", "returning")
 _ARRIVAL_KEYS = {"poisson": ("kind", "rate", "scale"), "curve": ("kind", "points", "scale"), "trace": ("kind", "path")}
 _OPERATORS = ("count", "max_chats", "handle_time", "unassign_probability", "idle_probability", "idle_duration", "shifts",
-              "groups")
+              "groups", "tabs")
 _SHIFT = ("start", "end", "operators", "count")
 _POLICY = ("name", "mode", "fallback_after", "poll_interval", "salt", "relax_after", "order", "sla_targets",
            "sticky_for", "fair_limit", "fair_window")
@@ -237,6 +237,7 @@ def parse_scenario(data: Mapping[str, Any], *, source: str = "<dict>", base_dir:
         idle_probability=ops_t.number("idle_probability", 0.0, maximum=1.0),
         idle_duration=ops_t.dist("idle_duration", Operators.idle_duration),
         shifts=() if grouped else _shifts(ops_t, count),
+        tabs=ops_t.integer("tabs", 1, minimum=1),
     )
     if grouped:
         operators = read_groups(ops_t, operators, _shifts)

@@ -188,6 +188,7 @@ class Operators:
     idle_duration: Distribution = Constant(600.0)
     shifts: tuple[Shift, ...] = ()
     group_specs: tuple[Group, ...] = ()  # [[operators.groups]]; none: the flat form
+    tabs: int = 1  # concurrent assignment requests each operator's client makes (browser tabs)
 
     @property
     def groups(self) -> tuple[Group, ...]:
@@ -209,6 +210,8 @@ class Operators:
         out: dict[str, Any] = {"max_chats": self.max_chats, "handle_time": self.handle_time.to_dict(),
                                "unassign_probability": self.unassign_probability,
                                "idle_probability": self.idle_probability, "idle_duration": self.idle_duration.to_dict()}
+        if self.tabs != 1:
+            out["tabs"] = self.tabs
         if self.group_specs:
             return {**out, "groups": [g.to_dict() for g in self.group_specs]}
         return {"count": self.count, **out, "shifts": [s.to_dict() for s in self.shifts]}

@@ -1,0 +1,93 @@
+"""Run the bugs: each (bug, side) gives a :class:`Row` with the variant's and the lab's value.
+
+Sim rows simulate the scenario (its seed unless given) under the variant and under the lab
+(:func:`sim.model.run_simulation`); db rows run a bounded Locust load test of each against
+PostgreSQL (:func:`loadtest.session.run_load_test`) and read the value from the history.
+Both compute the metric with :func:`chatlab.metrics.compute_metrics`, so a row is judged
+the same way on either side.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chatlab.bugs.catalog import Bug
+from chatlab.metrics import compute_metrics, get_metric
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One run of one side: the metric's value (None: not measurable, no evidence) and its log."""
+
+    value: float | None
+    log: Any = None
+
+
+@dataclass(frozen=True)
+class Row:
+    bug: Bug
+    where: str  # "sim" or "db"
+    variant: Outcome
+    lab: Outcome
+
+    @staticmethod
+    def _holds(value: float | None, limit: float) -> bool | None:
+        return None if value is None or not math.isfinite(value) else value <= limit
+
+    @property
+    def reproduced(self) -> bool:
+        """The variant breaks the bound (an unmeasurable value is no evidence: not reproduced)."""
+        return self._holds(self.variant.value, self.bug.limit) is False
+
+    @property
+    def absent(self) -> bool:
+        """The lab keeps the bound (an unmeasurable value fails, as in ``chatlab gate``)."""
+        return self._holds(self.lab.value, self.bug.limit) is True
+
+    @property
+    def passed(self) -> bool:
+        return self.reproduced and self.absent
+
+
+def _value(log: Any, key: str) -> float | None:
+    value = get_metric(compute_metrics(log), key)
+    return None if value is None else float(value)
+
+
+def run_sim(bug: Bug, seed: int | None = None) -> Row:
+    """The bug in the simulation: the variant and the lab on the same users (same seed)."""
+    from sim.model import run_simulation
+    from sim.scenario import load_scenario
+
+    base = load_scenario(bug.scenario)
+    outcomes = []
+    for policy, overrides in ((bug.variant, bug.variant_overrides), (bug.lab, bug.lab_overrides)):
+        sc = base.with_overrides(overrides) if overrides else base
+        log = run_simulation(sc, policy, seed=seed)
+        outcomes.append(Outcome(_value(log, bug.metric), log))
+    return Row(bug, "sim", *outcomes)
+
+
+def run_db(bug: Bug, out_dir: Path, *, seed: int | None = None, database_url: str | None = None,
+           on_tick: Callable[[float], None] | None = None) -> Row:
+    """The bug on PostgreSQL: a bounded load test of the variant, then of the lab."""
+    from loadtest.session import run_load_test
+    from loadtest.settings import plan
+    from sim.scenario import load_scenario
+
+    sc = load_scenario(bug.scenario)
+    window = float(bug.db_duration or sc.duration)
+    outcomes = []
+    for side, policy, overrides in (("variant", bug.variant, bug.variant_overrides),
+                                    ("lab", bug.lab, bug.lab_overrides)):
+        settings = plan(bug.scenario, policy=policy, time_scale=bug.db_time_scale,
+                        run_time_s=max(1.0, window / bug.db_time_scale), seed=seed,
+                        out_dir=Path(out_dir) / f"{bug.key}-{side}", database_url=database_url,
+                        overrides=dict(overrides))
+        outcome = run_load_test(settings, on_tick=on_tick)
+        outcomes.append(Outcome(_value(outcome.log, bug.metric), outcome.log))
+    return Row(bug, "db", *outcomes)
