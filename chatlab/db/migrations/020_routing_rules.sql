@@ -317,7 +317,10 @@ $$;
 -- Monitoring by weight: free capacity and the capacity check count units, not chats
 -- ---------------------------------------------------------------------------------------
 
-CREATE OR REPLACE FUNCTION get_assignment_queue_status()
+-- 016's queue status, its operator columns counting units (the rest unchanged).
+ALTER FUNCTION get_assignment_queue_status() RENAME TO _chatlab_queue_status_016;
+
+CREATE FUNCTION get_assignment_queue_status()
 RETURNS TABLE (
     waiting_chats            bigint,
     waiting_real_user_reply  bigint,
@@ -333,26 +336,12 @@ RETURNS TABLE (
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-    WITH now_ AS (SELECT chatlab_now() AS t),
-    queue AS (
-        SELECT count(*) AS n, min(waiting_since) AS oldest,
-               avg(extract(epoch FROM (SELECT t FROM now_) - waiting_since))::double precision AS avg_wait
-        FROM chats WHERE chat_state = 'waiting_assignment'
-    ),
-    states AS (
-        SELECT count(*) FILTER (WHERE chat_state = 'waiting_real_user_reply') AS wrur,
-               count(*) FILTER (WHERE chat_state = 'assigned') AS assigned,
-               count(*) FILTER (WHERE chat_state = 'completed') AS completed
-        FROM chats
-    ),
-    ops AS (SELECT o.id, o.max_chats, _chatlab_load(o.id) AS active FROM operators o WHERE o.is_online)
-    SELECT queue.n, states.wrur, states.assigned, states.completed, queue.oldest,
-           extract(epoch FROM (SELECT t FROM now_) - queue.oldest)::double precision,
-           queue.avg_wait,
-           (SELECT count(*) FROM ops),
+    WITH ops AS (SELECT o.max_chats, _chatlab_load(o.id) AS active FROM operators o WHERE o.is_online)
+    SELECT q.waiting_chats, q.waiting_real_user_reply, q.assigned_chats, q.completed_chats, q.oldest_waiting_since,
+           q.longest_wait_seconds, q.average_wait_seconds, q.online_operators,
            (SELECT count(*) FROM ops WHERE active < max_chats),
            (SELECT coalesce(sum(greatest(max_chats - active, 0)), 0)::bigint FROM ops)
-    FROM queue, states
+    FROM _chatlab_queue_status_016() q
 $$;
 
 -- 016's checks, its capacity check counting weights (the rest unchanged, in the same order).
@@ -379,18 +368,22 @@ $$;
 -- ---------------------------------------------------------------------------------------
 
 REVOKE EXECUTE ON FUNCTION chats_known_agent(), _chatlab_deadline(timestamptz, integer, double precision[]),
-    _chatlab_load(bigint), _chatlab_state_verification_016(), chat_state_verification(),
+    _chatlab_load(bigint), _chatlab_state_verification_016(), _chatlab_queue_status_016(), chat_state_verification(),
+    get_assignment_queue_status(),
     release_unanswered_chats(double precision),
     assign_chat_to_operator(bigint, text, double precision, bigint, double precision, double precision[],
                             double precision, integer, double precision) FROM PUBLIC;
 ALTER FUNCTION release_unanswered_chats(double precision) SECURITY DEFINER;
-ALTER FUNCTION get_assignment_queue_status() SECURITY DEFINER;  -- CREATE OR REPLACE dropped 017's
+ALTER FUNCTION get_assignment_queue_status() SECURITY DEFINER;
 ALTER FUNCTION assign_chat_to_operator(bigint, text, double precision, bigint, double precision, double precision[],
                                        double precision, integer, double precision) SECURITY DEFINER;
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'chatlab_app') THEN
-        GRANT EXECUTE ON FUNCTION chat_state_verification(), release_unanswered_chats(double precision),
+        -- 017's grants went with the renamed functions: they are internal now
+        REVOKE EXECUTE ON FUNCTION _chatlab_state_verification_016(), _chatlab_queue_status_016() FROM chatlab_app;
+        GRANT EXECUTE ON FUNCTION chat_state_verification(), get_assignment_queue_status(),
+            release_unanswered_chats(double precision),
             assign_chat_to_operator(bigint, text, double precision, bigint, double precision, double precision[],
                                     double precision, integer, double precision) TO chatlab_app;
     END IF;
