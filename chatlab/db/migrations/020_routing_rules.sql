@@ -139,7 +139,8 @@ BEGIN
     END IF;
     v_now := chatlab_now();
     v_fair := v_now - make_interval(secs => v_window);
-    v_room := v_op.max_chats - _chatlab_load(p_operator_id);
+    v_room := v_op.max_chats - (SELECT coalesce(sum(c.weight), 0) FROM chats c  -- _chatlab_load, inline
+                                WHERE c.chat_state = 'assigned' AND c.assigned_operator_id = p_operator_id);
     IF NOT v_op.is_online OR v_room <= 0 OR (SELECT count(*) FROM chat_assignments a
             WHERE a.operator_id = p_operator_id AND a.assigned_at > v_fair) >= p_fair_limit THEN
         RETURN NULL;  -- offline, full or over its limit: no work, and no error (asking is not a mistake)
