@@ -158,6 +158,25 @@ CASES: list[tuple[str, type[E.ChatLabError], str, Callable[[dict], Any]]] = [
      lambda w: w["db"].assign_chat_to_operator(w["b"], "exclude_last", 300, 0, -5)),
     ("assign-negative-sla-target", E.InvalidArgument, "SLA targets must be from 0 to 1e9",
      lambda w: w["db"].assign_chat_to_operator(w["b"], "exclude_last", 300, 0, None, [60, -1])),
+    # routing rules (migration 020)
+    ("topic-zero-weight", E.InvalidArgument, "weight must be an integer from 1 to 100",
+     lambda w: w["db"].define_topic("t", None, 0, 0)),
+    ("topic-huge-weight", E.InvalidArgument, "weight must be an integer from 1 to 100",
+     lambda w: w["db"].define_topic("t", None, 0, 101)),
+    ("assign-negative-sticky", E.InvalidArgument, "sticky_for must be from 0 to 1e9",
+     lambda w: w["db"].assign_chat_to_operator(w["b"], "exclude_last", 300, 0, None, None, -1)),
+    ("assign-zero-fair-limit", E.InvalidArgument, "fair_limit must be an integer >= 1",
+     lambda w: w["db"].assign_chat_to_operator(w["b"], "exclude_last", 300, 0, None, None, None, 0)),
+    ("assign-negative-fair-window", E.InvalidArgument, "fair_window must be from 0 to 1e9",
+     lambda w: w["db"].assign_chat_to_operator(w["b"], "exclude_last", 300, 0, None, None, None, 2, -60)),
+    ("assign-unknown-variant", E.UnknownPolicy, "or a buggy variant",
+     lambda w: w["db"].assign_chat_to_operator(w["b"], "oldest_last")),
+    ("unlocked-unknown-operator", E.UnknownOperator, "unknown operator",
+     lambda w: w["db"].assign_chat_to_operator(w["nope"], "exclude_last_unlocked")),
+    ("no-answer-negative", E.InvalidArgument, "reassign_after must be a finite number of seconds >= 0",
+     lambda w: w["db"].release_unanswered_chats(-1)),
+    ("no-answer-infinite", E.InvalidArgument, "reassign_after must be a finite number of seconds >= 0",
+     lambda w: w["db"].release_unanswered_chats(float("inf"))),
 ]
 
 

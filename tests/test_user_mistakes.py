@@ -18,6 +18,7 @@ from chatlab.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = (ROOT / "scenarios" / "baseline.toml").read_text()
 FLOOR = (ROOT / "scenarios" / "mixed_floor.toml").read_text()
+RULES = (ROOT / "scenarios" / "known_agents.toml").read_text()
 
 
 def edit(old: str, new: str, *, count: int = 1) -> str:
@@ -61,6 +62,15 @@ SCENARIO_CASES = [
                                                  'relax_after = 240\norder = "sla"\nsla_targets = { 0 = 300 }'),
      ["policy.sla_targets", "missing [1]"]),
     ("negative-relax-after", FLOOR.replace("relax_after = 240", "relax_after = -1"), ["policy.relax_after", ">= 0"]),
+    # routing rules (issue 13)
+    ("weight-of-zero", RULES.replace("weight = 2", "weight = 0"), ["users.topics[1].weight", "1 to 100", "0"]),
+    ("fractional-weight", RULES.replace("weight = 2", "weight = 1.5"), ["users.topics[1].weight", "integer"]),
+    ("returning-over-1", RULES.replace("returning = 0.4", "returning = 1.4"), ["users.returning", "<= 1", "1.4"]),
+    ("negative-sticky-for", RULES.replace("sticky_for = 600", "sticky_for = -5"), ["policy.sticky_for", ">= 0"]),
+    ("fair-limit-of-zero", RULES.replace("fair_limit = 40", "fair_limit = 0"), ["policy.fair_limit", ">= 1"]),
+    ("zero-fair-window", RULES.replace("fair_window = 1800", "fair_window = 0"), ["policy.fair_window", "> 0"]),
+    ("zero-reassign-after", RULES.replace("reassign_after = 180", "reassign_after = 0"), ["jobs.reassign_after", "> 0"]),
+    ("no-tabs", edit("max_chats = 3", "max_chats = 3\ntabs = 0"), ["operators.tabs", ">= 1"]),
 ]
 
 #: (id, argv, words the line must contain); OUT is replaced by the case's output directory
@@ -77,6 +87,8 @@ CLI_CASES = [
     ("set-unknown-field", ["sweep", "baseline", "--set", "operators.colour=1,2", "--out", "OUT"], ["colour"]),
     ("negative-duration-option", ["run", "baseline", "--duration", "-5", "--out", "OUT"], ["--duration", "-5"]),
     ("impossible-gate-bound", ["gate", "baseline", "--min-jain", "2"], ["--min-jain", "2"]),
+    ("impossible-peak-share", ["gate", "baseline", "--max-peak-share", "0.5"], ["--max-peak-share", "0.5"]),
+    ("unknown-bug-key", ["bugs", "--only", "cw-99", "--out", "OUT"], ["--only", "cw-99", "rc-13134"]),
     ("report-on-missing-dir", ["report", "MISSING"], ["no such file"]),
     ("replay-missing-log", ["replay", "MISSING"], ["no such file"]),
     ("gate-on-garbage-log", ["gate", "GARBAGE"], ["missing columns"]),
