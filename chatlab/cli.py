@@ -24,10 +24,11 @@ COMMANDS: dict[str, str] = {
     "sweep": "Simulate a scenario over a grid of parameters, seeds and policies.",
     "gate": "Exit 1 if a run breaks a bound (repeat rate, p99 wait, Jain index): for CI.",
     "bugs": "Reproduce real products' reported routing bugs with buggy variants; show the lab is free of them.",
-    "db": "Manage the PostgreSQL server and schema: up, migrate, verify, status, url, down.",
+    "db": "Manage the PostgreSQL server and schema: up, migrate, verify, status, url, down, export.",
     "loadtest": "Run the Locust suite against the real database for a scenario.",
     "compare-real": "Run simulation and load test on one scenario and compare them.",
     "replay": "Apply a simulation event log to the database and report disagreements.",
+    "calibrate": "Fit a scenario of your floor from its history (the seed's tables, in PostgreSQL or CSV).",
     "report": "Rebuild a report (tables, metrics.json, plots) from a saved event log.",
 }
 
@@ -35,6 +36,26 @@ COMMANDS: dict[str, str] = {
 def command_module(name: str) -> str:
     """The module of a command: ``compare-real`` -> ``chatlab.commands.compare_real``."""
     return f"chatlab.commands.{name.replace('-', '_')}"
+
+
+class CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser that lets positionals follow options (``chatlab db export --schema S DIR``).
+
+    argparse matches positionals in contiguous runs, so an optional positional after an
+    option would be "unrecognized"; ``parse_known_intermixed_args`` is argparse's own fix (it
+    calls back into ``parse_known_args``, hence the re-entry guard).
+    """
+
+    _mixing = False
+
+    def parse_known_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201
+        if self._mixing:
+            return super().parse_known_args(args, namespace)
+        self._mixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._mixing = False
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     from chatlab import __version__
 
     parser.add_argument("--version", action="version", version=f"chatlab {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     chosen = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
     for name, help_line in COMMANDS.items():
         p = sub.add_parser(name, help=help_line, description=help_line)

@@ -16,6 +16,9 @@ lognormal      ``mean``, ``sd``             long right tail (typical of handling
 gamma          ``mean``, ``sd``             shape = (mean/sd)^2
 normal         ``mean``, ``sd``             negative draws are clipped to 0; ``.mean`` is the
                                             mean *after* clipping
+discrete       ``values``, ``weights``      an empirical distribution: ``values[i]`` with
+                                            probability ``weights[i] / sum(weights)`` (what
+                                            ``chatlab calibrate`` writes for exchanges)
 =============  ===========================  =================================================
 
 All parameters must be finite and >= 0 (``sd`` of lognormal/gamma > 0).  Sampling takes
@@ -170,6 +173,49 @@ class ClippedNormal(_MeanSd):
         return max(0.0, float(rng.normal(self.mean_, self.sd)))
 
 
+@dataclass(frozen=True)
+class Discrete(Distribution):
+    """``values[i]`` with probability ``weights[i] / sum(weights)`` (an observed histogram)."""
+
+    values: tuple[float, ...]
+    weights: tuple[float, ...]
+    kind: ClassVar[str] = "discrete"
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        w = np.asarray(self.weights, dtype=float)
+        return w / w.sum()
+
+    @property
+    def mean(self) -> float:
+        return float(np.dot(self.values, self.probabilities))
+
+    def sample(self, rng: np.random.Generator) -> float:
+        return float(self.values[int(rng.choice(len(self.values), p=self.probabilities))])
+
+    def scaled(self, factor: float) -> Discrete:
+        return Discrete(tuple(v * factor for v in self.values), self.weights)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dist": "discrete", "values": list(self.values), "weights": list(self.weights)}
+
+
+def _numbers(value: Any, field: str) -> tuple[float, ...]:
+    if not isinstance(value, list) or not value or len(value) > 10_000:
+        raise DistributionError(field, f"a non-empty list of numbers, got {value!r}")
+    return tuple(_number(v, field) for v in value)
+
+
+def _discrete(spec: Mapping[str, Any], sub: Any) -> Discrete:
+    values = _numbers(spec["values"], sub("values"))
+    weights = _numbers(spec["weights"], sub("weights"))
+    if len(weights) != len(values):
+        raise DistributionError(sub("weights"), f"one weight per value ({len(values)}), got {len(weights)}")
+    if not sum(weights) > 0:
+        raise DistributionError(sub("weights"), "weights with a positive sum")
+    return Discrete(values, weights)
+
+
 #: dist name -> (required keys, optional keys with defaults)
 _KEYS: dict[str, tuple[tuple[str, ...], dict[str, float]]] = {
     "constant": (("value",), {}),
@@ -178,6 +224,7 @@ _KEYS: dict[str, tuple[tuple[str, ...], dict[str, float]]] = {
     "lognormal": (("mean", "sd"), {}),
     "gamma": (("mean", "sd"), {}),
     "normal": (("mean", "sd"), {}),
+    "discrete": (("values", "weights"), {}),
 }
 DIST_NAMES: tuple[str, ...] = tuple(_KEYS)
 
@@ -218,6 +265,11 @@ def parse_distribution(spec: Any, field: str = "") -> Distribution:
     for key in spec:
         if key not in allowed:
             raise DistributionError(sub(str(key)), f"no such key for dist = {kind!r}; allowed keys: {', '.join(sorted(allowed))}")
+    if kind == "discrete":
+        for key in required:
+            if key not in spec:
+                raise DistributionError(sub(key), f"a list of numbers (required for dist = {kind!r})")
+        return _discrete(spec, sub)
     values: dict[str, float] = dict(optional)
     for key in required:
         if key not in spec:

@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "chatlab.metrics": 1,
     "loadtest": 2,
     "chatlab.correctness": 2,
+    "chatlab.calibration": 2,
     "chatlab.report": 3,
     "chatlab.gate": 3,
     "chatlab.bugs": 3,

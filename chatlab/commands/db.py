@@ -1,4 +1,4 @@
-"""``chatlab db up|migrate|verify|status|url|down``: manage the PostgreSQL server and schema.
+"""``chatlab db up|migrate|verify|status|url|down|export``: manage the PostgreSQL server and schema.
 
 The server is ``$DATABASE_URL`` when set, otherwise an embedded PostgreSQL whose cluster
 lives in ``$CHATLAB_DATA_DIR/pg`` (default ``./.chatlab/pg``); it keeps running between
@@ -18,6 +18,7 @@ ACTIONS = {
     "status": "show the server, applied migrations and the queue",
     "url": "print the connection URI (psql \"$(chatlab db url)\")",
     "down": "stop the embedded server (data stays on disk)",
+    "export": "write the seed's tables (operators, chats, messages, chat_assignments) as CSV files into DIR",
 }
 
 
@@ -29,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None, metavar="DIR",
                         help="lab data directory of the embedded server (default: $CHATLAB_DATA_DIR or ./.chatlab)")
     parser.add_argument("--no-migrate", action="store_true", help="up: only start the server")
+    parser.add_argument("dir", nargs="?", default=None, metavar="DIR", help="export: the directory to write")
 
 
 def _with_schema(uri: str, schema: str) -> str:
@@ -43,10 +45,24 @@ def _with_schema(uri: str, schema: str) -> str:
 
 def main(args: argparse.Namespace) -> int:
     from chatlab.db.migrate import check_schema
+    from sim.errors import ChatLabError
 
     schema = check_schema(args.schema)
+    if (args.dir is not None) != (args.action == "export"):
+        raise ChatLabError("DIR: expected with 'export' only (chatlab db export --schema S DIR)"
+                           if args.dir is not None else "export: expected a directory (chatlab db export --schema S DIR)")
     return {"up": _up, "migrate": _migrate, "verify": _verify, "status": _status,
-            "url": _url, "down": _down}[args.action](args, schema)
+            "url": _url, "down": _down, "export": _export}[args.action](args, schema)
+
+
+def _export(args: argparse.Namespace, schema: str) -> int:
+    from chatlab.db.seedtables import export_csv
+    from chatlab.db.server import database_url
+
+    counts = export_csv(database_url(args.data_dir), schema, args.dir)
+    print(f"schema {schema}: wrote " + ", ".join(f"{name}.csv ({rows} rows)" for name, rows in counts.items())
+          + f" to {args.dir}")
+    return 0
 
 
 def _up(args: argparse.Namespace, schema: str) -> int:

@@ -334,3 +334,20 @@ DROP SCHEMA IF EXISTS {schema} CASCADE
 -- name: probe_sleep
 -- The server sleeps; the client only waits: how many Locust users wait at once?
 SELECT pg_sleep(%(seconds)s)
+
+-- ---------------------------------------------------------------------------------------
+-- the seed's tables as a team's production history (chatlab calibrate, chatlab db export)
+-- ---------------------------------------------------------------------------------------
+
+-- name: seed_table_columns
+-- Which of the seed's tables (and which of their columns) the schema has: checked before
+-- anything is read, so a missing one is named in one line.
+SELECT table_name::text, column_name::text
+FROM information_schema.columns
+WHERE table_schema = %(schema)s AND table_name = ANY(%(tables)s)
+ORDER BY table_name, ordinal_position
+
+-- name: copy_table_out
+-- One whole table as CSV with a header (the format chatlab db export writes and chatlab
+-- calibrate reads back, so a database and its export are read by the same parser).
+COPY (SELECT * FROM {schema}.{table} ORDER BY 1) TO STDOUT WITH (FORMAT csv, HEADER true)

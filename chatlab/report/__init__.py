@@ -28,6 +28,7 @@ from chatlab.report.writer import (
     group_by_label,
     pooled_runs,
     rebuild,
+    write_calibration_report,
     write_comparison_report,
     write_loadtest_report,
     write_report,
@@ -39,6 +40,6 @@ __all__ = [
     "Document", "LOG_NAMES", "PLOT_FILES", "REPORT_FILES", "RUN_REPORT_FILES", "RUN_SIDECAR", "ReportError",
     "SUMMARY_ROWS", "Section", "TERMINAL_ROWS", "find_logs", "format_spread", "format_value", "group_by_label",
     "load_log", "load_runs", "markdown_table", "pooled_runs", "rebuild", "save_log", "slug", "summary_table",
-    "text_table", "write_comparison_report", "write_document", "write_loadtest_report", "write_plots",
+    "text_table", "write_calibration_report", "write_comparison_report", "write_document", "write_loadtest_report", "write_plots",
     "write_report", "write_run_report", "write_sim_vs_db_report",
 ]

@@ -23,6 +23,10 @@ seeds per label (``compare --seeds``) the columns are means ± std over seeds, `
 the means, ``std`` the spreads, ``seeds`` and ``per_seed`` every seed's metrics, and the
 sub-directories are ``<label>-seed<N>``.
 
+A **calibration report** (``chatlab calibrate --report``) is a comparison of the ``observed``
+history and the ``calibrated`` scenario's seeds plus ``calibration.json`` and ``scenario.toml``
+and the "Calibration" / "Observed vs calibrated" sections.
+
 A **compare-real report** is a comparison of ``sim:<policy>`` and ``db:<policy>`` runs plus
 ``sim_vs_real.csv``/``.json`` and the "Simulation vs load test" sections; the Locust files of
 each policy are in ``locust/<policy>/``.
@@ -41,7 +45,7 @@ from typing import Any
 import pandas as pd
 
 from chatlab.metrics import DEFAULT_SERVICE_LEVEL_T, Analysis, Pair, flatten_metrics, pool
-from chatlab.report import loadtest_section, sections, sim_vs_db
+from chatlab.report import calibration, loadtest_section, sections, sim_vs_db
 from chatlab.report.document import Document, Section, write_document
 from chatlab.report.files import LOG_NAMES, RUN_SIDECAR, ReportError, load_runs, save_log
 from chatlab.report.plots import PLOT_FILES, write_plots
@@ -157,6 +161,16 @@ def write_sim_vs_db_report(pairs: Sequence[Pair], out_dir: Path, *, scenario: st
     return out_dir
 
 
+def write_calibration_report(runs: Sequence[Analysis], out_dir: Path, saved: dict[str, Any],
+                             scenario_text: str) -> Path:
+    """A comparison of the ``observed`` history and the ``calibrated`` scenario's seeds, led by the
+    calibration sections, plus ``calibration.json`` and ``scenario.toml`` (:mod:`chatlab.report.calibration`)."""
+    out_dir = Path(out_dir)
+    write_comparison_report(runs, out_dir, title=f"Calibration: {saved['name']}", extra=calibration.sections(saved))
+    calibration.write_files(saved, scenario_text, out_dir)
+    return out_dir
+
+
 def write_report(runs: Sequence[Analysis], out_dir: Path, *, title: str | None = None) -> Path:
     """A run report for one run, a comparison report for several."""
     if len(runs) == 1:
@@ -175,7 +189,10 @@ def rebuild(source: Path, out_dir: Path, *, service_level_t: float = DEFAULT_SER
     home = source if source.is_dir() else source.parent
     saved = sim_vs_db.read_saved(home) if source.is_dir() else None
     results = loadtest_section.read_results(home)
-    if saved is not None:
+    calibrated = calibration.read_saved(home) if source.is_dir() else None
+    if calibrated is not None:
+        write_calibration_report(runs, out_dir, calibrated, (home / calibration.FILE_SCENARIO).read_text())
+    elif saved is not None:
         write_sim_vs_db_report(sim_vs_db.pairs_of(runs), out_dir, scenario=str(saved.get("scenario")),
                                notes=list(saved.get("notes", [])))
     elif len(runs) == 1 and results is not None:

@@ -14,7 +14,7 @@ import math
 import re
 from typing import TYPE_CHECKING
 
-from sim.distributions import Distribution
+from sim.distributions import Discrete, Distribution
 from sim.records import MAX_NAME, MAX_PRIORITY, MAX_WEIGHT  # the system's limits (the database's CHECKs: migration 019)
 from sim.scenario.spec import Group, Operators, Shift, Topic, Users
 
@@ -46,6 +46,8 @@ def _name(t: _Table, key: str, default: str | None = None, *, word: bool = False
 
 def _scaled(dist: Distribution, speed: float) -> Distribution:
     """``dist`` for an operator ``speed`` times as fast: every duration divided by ``speed``."""
+    if isinstance(dist, Discrete):
+        return dist.scaled(1 / speed)
     fields = {f.name: getattr(dist, f.name) / speed for f in dataclasses.fields(dist)}  # type: ignore[arg-type]
     return dataclasses.replace(dist, **fields)  # type: ignore[type-var]
 

@@ -1,0 +1,1 @@
+"""Calibration: a scenario of *your* floor, fitted from its history (the seed's tables)."""

@@ -1,0 +1,317 @@
+-- 015: the fixed assignment logic (the seed's migration 015) and the app's chat
+-- operations that move a chat through its states.
+--
+--   waiting_assignment --assign--> assigned --operator reply--> waiting_real_user_reply
+--          ^                          |                                   |
+--          +-- unassign/idle/offline/stuck                                |
+--          +------------------------------------- real user reply -------+
+--   (any open state) --end--> completed
+--
+-- The fix: an operator's reply puts the chat in waiting_real_user_reply (not assignable)
+-- and records last_operator_id; assign_chat_to_operator takes only waiting_assignment
+-- chats whose last_operator_id is someone else, oldest waiting_since first.
+--
+-- Conventions (shared with the seed_prefix target):
+-- * every timestamp is clock_timestamp(), taken after the locks were acquired, so rows
+--   written inside one transaction are ordered and history intervals never overlap;
+-- * every function pins search_path (SET search_path FROM CURRENT = the schema it was
+--   created in), so it resolves its tables there whatever the caller's search_path;
+-- * lock order is always operator row, then chat rows, then chat_assignments rows
+--   (several operators: by id), so concurrent calls cannot deadlock each other;
+-- * errors: unknown operator, or unknown/closed chat -> SQLSTATE P0002 (no_data_found);
+--   an operator acting on a chat it does not hold -> SQLSTATE 42501 (insufficient_privilege).
+
+-- Internal: close the open chat_assignments row of a chat (0 or 1 rows).
+CREATE OR REPLACE FUNCTION close_open_assignment(p_chat_id uuid, p_reason text, p_at timestamptz)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_rows integer;
+BEGIN
+    UPDATE chat_assignments
+       SET released_at = p_at, release_reason = p_reason
+     WHERE chat_id = p_chat_id AND released_at IS NULL;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    RETURN v_rows;
+END
+$$;
+
+-- Internal: put a chat the caller has locked (operator row, then chat row) back in the
+-- queue: waiting_assignment, waiting since now.  p_last_operator_id NULL keeps the
+-- chat's last_operator_id as it is.
+CREATE OR REPLACE FUNCTION release_held_chat(p_chat_id uuid, p_reason text, p_last_operator_id uuid)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_now timestamptz := clock_timestamp();
+BEGIN
+    PERFORM close_open_assignment(p_chat_id, p_reason, v_now);
+    UPDATE chats
+       SET assigned_operator_id = NULL,
+           chat_state           = 'waiting_assignment',
+           last_operator_id     = coalesce(p_last_operator_id, last_operator_id),
+           waiting_since        = v_now,
+           updated_at           = v_now
+     WHERE id = p_chat_id;
+END
+$$;
+
+-- A real user writes: p_chat_id NULL opens a new chat (waiting_assignment), otherwise
+-- the message goes to that open chat of the user: waiting_real_user_reply becomes
+-- waiting_assignment again (waiting since now); assigned stays assigned; a chat already
+-- waiting keeps its place in the queue.  Returns the chat id.
+CREATE OR REPLACE FUNCTION send_real_user_message(p_real_user_id uuid, p_body text, p_chat_id uuid DEFAULT NULL)
+RETURNS uuid
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_now     timestamptz;
+    v_chat_id uuid;
+    v_state   text;
+BEGIN
+    IF p_chat_id IS NULL THEN
+        v_now := clock_timestamp();
+        INSERT INTO chats (real_user_id, chat_state, waiting_since, created_at, updated_at, last_user_message_at)
+        VALUES (p_real_user_id, 'waiting_assignment', v_now, v_now, v_now, v_now)
+        RETURNING id INTO v_chat_id;
+    ELSE
+        SELECT id, chat_state INTO v_chat_id, v_state
+          FROM chats
+         WHERE id = p_chat_id AND real_user_id = p_real_user_id AND is_active
+           FOR NO KEY UPDATE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'no open chat % for real user %', p_chat_id, p_real_user_id
+                USING ERRCODE = 'no_data_found';
+        END IF;
+        v_now := clock_timestamp();
+        IF v_state = 'waiting_real_user_reply' THEN
+            UPDATE chats
+               SET chat_state = 'waiting_assignment', waiting_since = v_now,
+                   last_user_message_at = v_now, updated_at = v_now
+             WHERE id = v_chat_id;
+        ELSE
+            UPDATE chats SET last_user_message_at = v_now, updated_at = v_now WHERE id = v_chat_id;
+        END IF;
+    END IF;
+    INSERT INTO messages (chat_id, sender_type, sender_id, body, created_at)
+    VALUES (v_chat_id, 'real_user', p_real_user_id, p_body, v_now);
+    RETURN v_chat_id;
+END
+$$;
+
+-- The seed's fixed assign function: the longest-waiting waiting_assignment chat that
+-- this operator did not handle last.  NULL when the operator is offline, at max_chats,
+-- or nothing is eligible.
+CREATE OR REPLACE FUNCTION assign_chat_to_operator(p_operator_id uuid)
+RETURNS uuid
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_op      operators%ROWTYPE;
+    v_held    integer;
+    v_chat_id uuid;
+    v_now     timestamptz;
+BEGIN
+    -- Serialises concurrent requests of one operator: the capacity count below is taken
+    -- after the lock (READ COMMITTED: a new snapshot per statement).
+    SELECT * INTO v_op FROM operators WHERE id = p_operator_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown operator %', p_operator_id USING ERRCODE = 'no_data_found';
+    END IF;
+    IF NOT v_op.is_online THEN
+        RETURN NULL;
+    END IF;
+    SELECT count(*) INTO v_held FROM chats WHERE assigned_operator_id = p_operator_id AND is_active;
+    IF v_held >= v_op.max_chats THEN
+        RETURN NULL;
+    END IF;
+
+    SELECT id INTO v_chat_id
+      FROM chats
+     WHERE is_active
+       AND chat_state = 'waiting_assignment'
+       AND assigned_operator_id IS NULL
+       AND last_operator_id IS DISTINCT FROM p_operator_id
+     ORDER BY waiting_since, id
+     LIMIT 1
+       FOR NO KEY UPDATE SKIP LOCKED;
+    IF v_chat_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+
+    v_now := clock_timestamp();
+    UPDATE chats
+       SET assigned_operator_id = p_operator_id, chat_state = 'assigned', updated_at = v_now
+     WHERE id = v_chat_id;
+    UPDATE operators SET last_activity_at = v_now WHERE id = p_operator_id;
+    INSERT INTO chat_assignments (chat_id, operator_id, assigned_at)
+    VALUES (v_chat_id, p_operator_id, v_now);
+    RETURN v_chat_id;
+END
+$$;
+
+-- The operator answers a chat it holds: the chat waits for the real user (not
+-- assignable), remembering who answered.  Returns the message id.
+CREATE OR REPLACE FUNCTION send_operator_message(p_operator_id uuid, p_chat_id uuid, p_body text)
+RETURNS uuid
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_holder uuid;
+    v_msg_id uuid;
+    v_now    timestamptz;
+BEGIN
+    PERFORM 1 FROM operators WHERE id = p_operator_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown operator %', p_operator_id USING ERRCODE = 'no_data_found';
+    END IF;
+    SELECT assigned_operator_id INTO v_holder FROM chats WHERE id = p_chat_id AND is_active FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no open chat %', p_chat_id USING ERRCODE = 'no_data_found';
+    END IF;
+    IF v_holder IS DISTINCT FROM p_operator_id THEN
+        RAISE EXCEPTION 'operator % does not hold chat %', p_operator_id, p_chat_id
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+
+    v_now := clock_timestamp();
+    INSERT INTO messages (chat_id, sender_type, sender_id, body, created_at)
+    VALUES (p_chat_id, 'operator', p_operator_id, p_body, v_now)
+    RETURNING id INTO v_msg_id;
+    PERFORM close_open_assignment(p_chat_id, 'operator_reply', v_now);
+    UPDATE chats
+       SET assigned_operator_id = NULL,
+           chat_state           = 'waiting_real_user_reply',
+           last_operator_id     = p_operator_id,
+           operator_replied_at  = v_now,
+           updated_at           = v_now
+     WHERE id = p_chat_id;
+    UPDATE operators SET last_activity_at = v_now WHERE id = p_operator_id;
+    RETURN v_msg_id;
+END
+$$;
+
+-- The operator hands a chat it holds back: waiting_assignment, for someone else.
+CREATE OR REPLACE FUNCTION unassign_chat(p_operator_id uuid, p_chat_id uuid)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_holder uuid;
+BEGIN
+    PERFORM 1 FROM operators WHERE id = p_operator_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown operator %', p_operator_id USING ERRCODE = 'no_data_found';
+    END IF;
+    SELECT assigned_operator_id INTO v_holder FROM chats WHERE id = p_chat_id AND is_active FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no open chat %', p_chat_id USING ERRCODE = 'no_data_found';
+    END IF;
+    IF v_holder IS DISTINCT FROM p_operator_id THEN
+        RAISE EXCEPTION 'operator % does not hold chat %', p_operator_id, p_chat_id
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    PERFORM release_held_chat(p_chat_id, 'unassign', p_operator_id);
+END
+$$;
+
+-- Close an open chat: completed (its hold, if any, released with reason 'end').
+CREATE OR REPLACE FUNCTION end_chat(p_chat_id uuid)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_now timestamptz;
+BEGIN
+    PERFORM 1 FROM chats WHERE id = p_chat_id AND is_active FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no open chat %', p_chat_id USING ERRCODE = 'no_data_found';
+    END IF;
+    v_now := clock_timestamp();
+    PERFORM close_open_assignment(p_chat_id, 'end', v_now);
+    UPDATE chats
+       SET is_active = false, chat_state = 'completed', assigned_operator_id = NULL, updated_at = v_now
+     WHERE id = p_chat_id;
+END
+$$;
+
+-- Set an operator on- or offline; going offline puts every chat it holds back in the
+-- queue (reason 'operator_offline'; last_operator_id unchanged: it did not answer).
+-- Returns how many chats were released.
+CREATE OR REPLACE FUNCTION set_operator_online(p_operator_id uuid, p_online boolean)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_chat_id  uuid;
+    v_released integer := 0;
+BEGIN
+    PERFORM 1 FROM operators WHERE id = p_operator_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown operator %', p_operator_id USING ERRCODE = 'no_data_found';
+    END IF;
+    UPDATE operators SET is_online = p_online WHERE id = p_operator_id;
+    IF p_online THEN
+        RETURN 0;
+    END IF;
+    FOR v_chat_id IN
+        SELECT id FROM chats WHERE assigned_operator_id = p_operator_id AND is_active
+         ORDER BY id FOR NO KEY UPDATE
+    LOOP
+        PERFORM release_held_chat(v_chat_id, 'operator_offline', NULL);
+        v_released := v_released + 1;
+    END LOOP;
+    RETURN v_released;
+END
+$$;
+
+-- The seed's idle-detection cron: operators whose last activity is older than
+-- p_idle_after_seconds release the chats they hold (reason 'idle'), which go back to
+-- the queue for someone else (last_operator_id = the idle operator).  Only held
+-- (assigned) chats are touched: a chat waiting for the real user is not the operator's
+-- to lose.  Returns the count.
+CREATE OR REPLACE FUNCTION release_idle_operator_chats(p_idle_after_seconds double precision)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_op_id    uuid;
+    v_chat_id  uuid;
+    v_released integer := 0;
+BEGIN
+    FOR v_op_id IN
+        SELECT DISTINCT o.id
+          FROM operators o JOIN chats c ON c.assigned_operator_id = o.id AND c.is_active
+         WHERE o.last_activity_at IS NULL
+            OR o.last_activity_at <= clock_timestamp() - make_interval(secs => p_idle_after_seconds)
+         ORDER BY o.id
+    LOOP
+        -- Re-check under the lock: the operator may have acted since.
+        PERFORM 1 FROM operators
+         WHERE id = v_op_id
+           AND (last_activity_at IS NULL
+                OR last_activity_at <= clock_timestamp() - make_interval(secs => p_idle_after_seconds))
+           FOR UPDATE;
+        CONTINUE WHEN NOT FOUND;
+        FOR v_chat_id IN
+            SELECT id FROM chats WHERE assigned_operator_id = v_op_id AND is_active
+             ORDER BY id FOR NO KEY UPDATE
+        LOOP
+            PERFORM release_held_chat(v_chat_id, 'idle', v_op_id);
+            v_released := v_released + 1;
+        END LOOP;
+    END LOOP;
+    RETURN v_released;
+END
+$$;
