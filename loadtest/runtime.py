@@ -42,12 +42,14 @@ class Runtime:
     counters: dict[str, float] = field(default_factory=dict)
     lateness: list[float] = field(default_factory=list)
     _salt_rng: np.random.Generator | None = None
+    target: Any = None  # loadtest.target.Target of an outside target; None: the lab's own SQL
+
 
     @classmethod
     def build(cls, settings: LoadTestSettings, worker_index: int = 0) -> Runtime:
         """Load the scenario with the simulation's own loader (same scenario, same validation)."""
         return cls(settings=settings, scenario=settings.load_scenario(), clock=ScaledClock(settings.time_scale),
-                   arrivals=Queue(), worker_index=worker_index)
+                   arrivals=Queue(), worker_index=worker_index, target=settings.load_target())
 
     def count(self, key: str, n: float = 1) -> None:
         self.counters[key] = self.counters.get(key, 0) + n

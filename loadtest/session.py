@@ -28,6 +28,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,12 @@ from typing import Any
 import pandas as pd
 
 from chatlab.db.clock import EPOCH
+from chatlab.db.seedlog import integrity, to_event_log
 from loadtest.locustproc import ROOT, LocustResult, run_locust, stop_process
 from loadtest.plan import pool_limit
 from loadtest.settings import CONFIG_ENV, LoadTestSettings, LoadTestUsageError
+from loadtest.target import Target, TargetError
+from loadtest.target_client import TargetDB
 from sim.errors import ChatLabError
 
 LOCUSTFILE = ROOT / "loadtest" / "locustfile.py"
@@ -99,12 +103,14 @@ def schema_name(scenario: str, policy: str) -> str:
 def run_load_test(settings: LoadTestSettings, *, on_tick: Callable[[float], None] | None = None) -> LoadTestOutcome:
     """Run one bounded load test; return its event log (scenario time), Locust's stats and the checks."""
     from chatlab.db.client import ChatDB
-    from chatlab.db.migrate import drop_schema, migrate
+    from chatlab.db.migrate import drop_schema, install_files, migrate
+    from chatlab.db.seedtables import read_database
     from chatlab.db.server import session_database
+    from loadtest.target import probe
 
     scenario = settings.load_scenario()
+    target = settings.load_target()
     out_dir = Path(settings.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     pool = settings.users if settings.users is not None else pool_limit(scenario, settings.duration,
                                                                         workers=settings.workers)
     started = time.monotonic()
@@ -117,11 +123,24 @@ def run_load_test(settings: LoadTestSettings, *, on_tick: Callable[[float], None
     with session_database(settings.database_url, prefix="chatlab-lt-pg-") as dsn:
         schema = schema_name(settings.scenario, settings.policy)
         try:
-            migrate(dsn, schema)
+            if target is None:
+                migrate(dsn, schema)
+            else:  # an outside system: its own SQL files, every flow probed once (rolled back)
+                try:
+                    install_files(dsn, schema, list(target.schema_files))
+                    probe(target, dsn, schema)
+                except ChatLabError:
+                    drop_schema(dsn, schema)
+                    raise
+        except TargetError:
+            raise
         except ChatLabError as exc:  # e.g. cannot connect: one line, whatever the driver printed
             raise LoadTestFailed(" ".join(str(exc).split())) from None
+        if target is not None:
+            notes += target_notes(target, scenario)
         try:
-            with ChatDB(dsn, schema, application_name="chatlab-loadtest-setup") as db:
+            setup = ChatDB if target is None else partial(TargetDB, target=target)
+            with setup(dsn, schema, application_name="chatlab-loadtest-setup") as db:
                 # each operator holds a worker connection and one per tab (poller), each real user
                 # one, plus the housekeeper and a few short-lived ones: stay inside max_connections
                 spare = db.connection_budget() - per_op * n_ops - reserved
@@ -135,6 +154,7 @@ def run_load_test(settings: LoadTestSettings, *, on_tick: Callable[[float], None
                     pool = spare
                 seed_floor(db, settings, scenario)
             run = settings.for_server(dsn, schema, pool)
+            out_dir.mkdir(parents=True, exist_ok=True)
             config_path = run.write(out_dir / "loadtest_config.json")
             try:
                 result = _run_locust(run, config_path, on_tick)
@@ -146,14 +166,21 @@ def run_load_test(settings: LoadTestSettings, *, on_tick: Callable[[float], None
                     f"Locust did not run to the end (exit {result.returncode}"
                     f"{', killed after overrunning' if result.timed_out else ''}); "
                     f"see {result.log_path}:\n{result.log_tail(15)}")
-            with ChatDB(dsn, schema, application_name="chatlab-loadtest-history") as db:
-                raw = db.events()
-                checks = db.integrity()
+            if target is None:
+                with ChatDB(dsn, schema, application_name="chatlab-loadtest-history") as db:
+                    raw = db.events()
+                    checks = db.integrity()
+            else:
+                tables = read_database(dsn, schema)  # only the seed's tables: what any such system has
+                checks = integrity(tables)
         finally:
             if not settings.keep_schema:
                 drop_schema(dsn, schema)
-    log = to_scenario_time(raw, started_at_db=info["started_at_db"], time_scale=settings.time_scale,
-                           duration=settings.duration)
+    if target is None:
+        log = to_scenario_time(raw, started_at_db=info["started_at_db"], time_scale=settings.time_scale,
+                               duration=settings.duration)
+    else:
+        log = target_log(tables, target, settings, started_at_db=info["started_at_db"])
     late = info.get("arrival_lateness_max_s")
     if late is not None and late > LATE_NOTE_S:
         notes.append(f"some chats were opened up to {late:.0f} scenario s after their arrival time: all "
@@ -171,11 +198,62 @@ def run_load_test(settings: LoadTestSettings, *, on_tick: Callable[[float], None
     return outcome
 
 
+def target_notes(target: Target, scenario: Any) -> list[str]:
+    """What a report of an outside target must say: whose assign ran, and what the target lacks."""
+    notes = [f"target {target.name} ({target.path.name}): its own assign function ran (no policy or routing "
+             "rule is passed); the history was read from the seed's four tables, which record no log-ins, "
+             "so every operator counts as online for the whole run"]
+    lacking = {"unassign": "operators reply instead of handing chats back", "online": "no log-ins",
+               "offline": "no log-outs", "touch": "no heartbeats", "idle_detection": "no idle detection",
+               "stuck_release": "no stuck-chat release"}
+    missing = [f"{f} ({lacking[f]})" for f in target.missing if f in lacking]
+    if missing:
+        notes.append(f"target {target.name} lacks flows: {'; '.join(missing)}")
+    if scenario.users.topics and any(t.skill or t.priority or t.weight != 1 for t in scenario.users.topics):
+        notes.append(f"target {target.name}: the scenario's topics, skills and priorities are not passed to it")
+    if scenario.jobs.reassign_after is not None:
+        notes.append(f"target {target.name}: the lab's no-answer timeout (jobs.reassign_after) is not played")
+    return notes
+
+
+def target_log(tables: Any, target: Target, settings: LoadTestSettings, *, started_at_db: str) -> pd.DataFrame:
+    """An outside target's history as the event log in scenario time, the lab's ids restored."""
+    from sim.eventlog import coerce
+
+    ops = {str(target.operator_id(o.operator_id)): o.operator_id for o in settings.operators}
+    log = to_event_log(tables, origin=pd.Timestamp(started_at_db).tz_convert("UTC"), time_scale=settings.time_scale,
+                       duration=settings.duration, operator_numbers=ops if target.ids == "uuid" else None,
+                       user_numbers=_user_numbers(tables, target))
+    out = log.assign(time=log["time"].clip(lower=0.0))
+    out = coerce(out.loc[out["time"] <= settings.duration].reset_index(drop=True))
+    out.attrs = dict(log.attrs)
+    return out
+
+
+def _user_numbers(tables: Any, target: Target) -> dict[str, int] | None:
+    """UUIDs of the population's users back to their numbers (a returning user's chats share one)."""
+    if target.ids != "uuid":
+        return None
+    seen = set(tables.chats["real_user_id"].dropna())
+    out: dict[str, int] = {}
+    for n in range(1, 10 * len(seen) + 1000):  # the population numbers users 1, 2, ...
+        key = str(target.user_id(n))
+        if key in seen:
+            out[key] = n
+            if len(out) == len(seen):
+                break
+    return out
+
+
 def seed_floor(db: Any, settings: LoadTestSettings, scenario: Any) -> int:
     """Define the scenario's topics and create its operators with their capacity and skills
     (offline: each logs in when its shift starts, so the history's ``operator_online`` rows are
     the scenario's shifts).  In a fresh schema the ids come out 1..n in creation order — the
     simulation's ids, so per-operator tables line up."""
+    if isinstance(db, TargetDB):  # an outside target: its operators get the lab's ids (as its own id type)
+        for op in settings.operators:
+            db.create_operator(op.name, op.max_chats, False, operator_id=op.operator_id)
+        return len(settings.operators)
     for topic in scenario.users.topics:
         db.define_topic(topic.name, topic.skill, topic.priority, topic.weight)
     for op in settings.operators:

@@ -76,6 +76,8 @@ class LoadTestSettings:
     schema: str = ""  # the run's fresh schema (set by the session)
     #: dotted scenario fields replaced for this run (:meth:`sim.scenario.Scenario.with_overrides`)
     overrides: dict[str, Any] = field(default_factory=dict)
+    #: an outside target (``--target``: absolute path of its TOML file, :mod:`loadtest.target`); None: the lab's SQL
+    target: str | None = None
 
     @property
     def workers(self) -> int:
@@ -89,6 +91,14 @@ class LoadTestSettings:
     def load_scenario(self) -> Scenario:
         sc = load_scenario(self.scenario)
         return sc.with_overrides(self.overrides) if self.overrides else sc
+
+    def load_target(self):  # noqa: ANN201 - loadtest.target.Target | None
+        """The outside target this run drives (None: the lab's own SQL)."""
+        if self.target is None:
+            return None
+        from loadtest.target import load_target
+
+        return load_target(self.target)
 
     def for_server(self, dsn: str, schema: str, user_pool: int) -> LoadTestSettings:
         """These settings on the server and schema the session prepared."""
@@ -142,7 +152,7 @@ def plan(scenario: str, *, policy: str | None = None, time_scale: float = DEFAUL
          out_dir: str | Path | None = None, database_url: str | None = None, keep_schema: bool = False,
          web: bool = False, web_port: int = 8089, expect_workers: int = 0, local_workers: int = 0,
          master_bind_host: str = "127.0.0.1", master_port: int = 5557,
-         overrides: dict[str, Any] | None = None) -> LoadTestSettings:
+         overrides: dict[str, Any] | None = None, target: str | None = None) -> LoadTestSettings:
     """Validate what the user asked for and work out policy, seed, run time and the scenario window.
 
     Raises :class:`LoadTestUsageError` (or the scenario's own error) naming the first unusable
@@ -160,6 +170,14 @@ def plan(scenario: str, *, policy: str | None = None, time_scale: float = DEFAUL
         raise LoadTestUsageError("--local-workers must be between 0 and --expect-workers")
     if policy is not None:
         make_policy(policy)  # UnknownPolicy (a ChatLabError) names the valid ones
+    outside = None
+    if target is not None:
+        from loadtest.target import load_target
+
+        outside = load_target(target)  # TargetError names the file and the flow
+        if policy is not None:
+            raise LoadTestUsageError(f"--policy: a target plays its own assign function; drop --policy with "
+                                     f"--target {outside.name}")
     sc = load_scenario(scenario)
     if overrides:
         sc = sc.with_overrides(overrides)
@@ -168,7 +186,7 @@ def plan(scenario: str, *, policy: str | None = None, time_scale: float = DEFAUL
     if run_time > MAX_RUN_WALL_S:
         raise LoadTestUsageError(f"the run would take {run_time / 3600:.1f} wall hours at --time-scale {time_scale:g}; "
                                  "raise --time-scale or give --run-time")
-    name = policy or sc.policy.name
+    name = policy or (f"target-{outside.name}" if outside is not None else sc.policy.name)
     duration = min(float(sc.duration), run_time * time_scale)
     ref = str(Path(scenario).resolve()) if Path(scenario).suffix == ".toml" else str(scenario)
     out = Path(out_dir) if out_dir is not None else Path("reports") / Path(scenario).stem / f"loadtest-{name}"
@@ -179,7 +197,8 @@ def plan(scenario: str, *, policy: str | None = None, time_scale: float = DEFAUL
         users=users, out_dir=str(out.resolve()),  # absolute: Locust runs in the repository, not the user's CWD
         database_url=database_url or os.environ.get("DATABASE_URL") or None, keep_schema=keep_schema,
         web=web, web_port=web_port, expect_workers=expect_workers, local_workers=local_workers,
-        master_bind_host=master_bind_host, master_port=master_port, overrides=dict(overrides or {}))
+        master_bind_host=master_bind_host, master_port=master_port, overrides=dict(overrides or {}),
+        target=None if outside is None else str(outside.path))
 
 
 def seeded_operators(scenario: Scenario, duration: float) -> tuple[SeededOperator, ...]:

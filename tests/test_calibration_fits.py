@@ -96,3 +96,29 @@ def test_a_daily_profile_over_several_days_becomes_a_curve_by_hour_of_day() -> N
     # an origin at 06:00 shifts the period onto the same hours of the day
     shifted = fit_arrivals(times[times >= 6 * HOUR] - 6 * HOUR, 5 * DAY - 6 * HOUR, origin + pd.Timedelta(hours=6))
     assert shifted.hourly[12] == pytest.approx(fit.hourly[12], rel=0.1)
+
+
+def test_groups_are_found_by_capacity_and_speed_and_shifts_from_activity() -> None:
+    """mixed_floor: seniors (3 chats, twice as fast), juniors (2 chats, 0.8x) and part-timers (2 chats,
+    on shift 1 h - 3 h only).  Juniors and part-timers differ in speed by 1.25x only (< 1.5): one group."""
+    from chatlab.calibration.floor import fit_groups
+    from chatlab.calibration.samples import collect
+    from sim.model import run_simulation
+    from sim.scenario import load_scenario
+
+    scenario = load_scenario("mixed_floor")
+    log = run_simulation(scenario, seed=1)
+    samples = collect(log)
+    groups = fit_groups(samples, sorted(samples.activity), log.attrs["operator_max_chats"],
+                        period_s=scenario.duration, offline_gap=1800.0)
+    by_cap = {g.max_chats: g for g in groups}
+    assert sorted(by_cap) == [2, 3] and len(groups) == 2
+    seniors, rest = by_cap[3], by_cap[2]
+    assert seniors.operators == (1, 2, 3) and rest.operators == tuple(range(4, 10))
+    assert seniors.median_handle_s < rest.median_handle_s / 1.5
+    # the part-timers (operators 8 and 9, indexes 4 and 5 of their group) get their 1 h - 3 h shift
+    shifted = {i for i, _, _ in rest.shifts}
+    assert shifted == {4, 5}
+    for _, start, end in rest.shifts:
+        assert 3600 <= start <= 3600 + 600 and 10800 - 1200 <= end <= 10800
+    assert not seniors.shifts

@@ -91,7 +91,14 @@ def add_loadtest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-schema", action="store_true",
                         help="keep the run's schema afterwards (default: dropped); useful with a database "
                              "URL only: a temporary server is deleted anyway")
+    add_target_argument(parser)
     add_progress_argument(parser)
+
+
+def add_target_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", default=None, metavar="FILE.toml",
+                        help="load-test an outside system instead of the lab's SQL: a target file mapping each flow "
+                             "to its own SQL call (loadtest/targets/: lab, seed_fix, seed_prefix, or your file)")
 
 
 def check_metric_arguments(args: argparse.Namespace) -> None:
@@ -158,7 +165,7 @@ def loadtest_settings(args: argparse.Namespace, *, policy: str | None, out: Path
                 keep_schema=args.keep_schema, web=getattr(args, "web", False), web_port=getattr(args, "web_port", 8089),
                 expect_workers=getattr(args, "expect_workers", 0), local_workers=getattr(args, "local_workers", 0),
                 master_bind_host=getattr(args, "master_bind_host", "127.0.0.1"),
-                master_port=getattr(args, "master_port", 5557))
+                master_port=getattr(args, "master_port", 5557), target=getattr(args, "target", None))
 
 
 # --------------------------------------------------------------------------- progress

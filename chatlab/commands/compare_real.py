@@ -4,7 +4,8 @@ For each policy: simulate the scenario, load-test the real SQL functions with th
 scenario (same seed, same scenario window), and write one report with both side by side
 and the relative difference of each metric (``chatlab/report/sim_vs_db.py``).  With the
 default ``--policies legacy,exclude_last`` the report shows the seed's bug on the real
-database (legacy repeats) and the fix's zero.
+database (legacy repeats) and the fix's zero.  With ``--target FILE.toml`` the database side is
+that outside system and ``--policies`` names the one policy it should behave like.
 """
 
 from __future__ import annotations
@@ -31,7 +32,14 @@ def main(args: argparse.Namespace) -> int:
 
     policies = parse_policy_list(args.policies)
     out = args.out or common.default_out(args.scenario, "compare-real")
-    every = {p: common.loadtest_settings(args, policy=p, out=out / "locust" / p) for p in policies}  # validate all first
+    if args.target is not None:  # one outside system, beside the model of the policy it should implement
+        if len(policies) != 1:
+            raise common.UsageError("--policies: with --target give the one policy the target should behave like "
+                                    "(the simulation's side), e.g. --policies exclude_last")
+        settings = common.loadtest_settings(args, policy=None, out=out / "locust" / "target")
+        every = {policies[0]: settings}
+    else:
+        every = {p: common.loadtest_settings(args, policy=p, out=out / "locust" / p) for p in policies}
     pairs: list[Pair] = []
     notes: list[str] = []
     scenario = every[policies[0]].load_scenario()
@@ -45,12 +53,15 @@ def main(args: argparse.Namespace) -> int:
             outcome = run_load_test(settings, on_tick=tick)
         finally:
             bar.close()
-        pairs.append(Pair(policy, analyse(sim_log, label=f"sim:{policy}"), analyse(outcome.log, label=f"db:{policy}")))
+        key = policy if args.target is None else settings.policy  # target-<name>
+        if args.target is not None:
+            notes.append(f"{key}: the simulation side is the model under policy {policy}")
+        pairs.append(Pair(key, analyse(sim_log, label=f"sim:{key}"), analyse(outcome.log, label=f"db:{key}")))
         lc = outcome.locust
         notes.append(f"{policy}: load test ran {settings.run_time_wall_s:g} wall s at K={settings.time_scale:g} "
                      f"(scenario window {settings.duration:g} s), {lc.requests} Locust requests, {lc.failures} "
                      f"failures, {outcome.integrity.get('double_assigned')} double assignments in the history; "
-                     f"Locust CSVs in locust/{policy}/")
+                     f"Locust CSVs in locust/{policy if args.target is None else 'target'}/")
         notes += [n for n in outcome.notes if n not in notes]  # same for every policy
     write_sim_vs_db_report(pairs, out, scenario=scenario.name, notes=notes)
     print(text_summary(pairs))

@@ -1,7 +1,8 @@
 """``chatlab gate TARGET...``: exit 1 if any run breaks a bound; for CI pipelines.
 
-A TARGET is a scenario (name or .toml path: simulated with ``--policy``/``--seed``) or a
-report directory / event-log file (e.g. a load-test result).  Exit status: 0 every bound
+A TARGET is a scenario (name or .toml path: simulated with ``--policy``/``--seed``; with
+``--target FILE.toml`` load-tested on that outside system instead) or a report directory /
+event-log file (e.g. a load-test result).  Exit status: 0 every bound
 holds, 1 some bound fails (each printed PASS/FAIL with value, bound and margin), 2 bad
 input (unknown scenario, unreadable log, nonsense bound), printed as one line.
 """
@@ -56,6 +57,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="max p90 wait of returning chats whose known agent was offline, seconds")
     g.add_argument("--max-peak-share", type=bound_value, default=None, metavar="X",
                    help="max peak share: one operator's share of a 15-min window's assignments x operators online")
+    t = parser.add_argument_group("gating a real system (scenario TARGETs are load-tested on it instead of simulated)")
+    common.add_target_argument(t)
+    t.add_argument("--time-scale", type=float, default=60.0, metavar="K",
+                   help="--target: scenario seconds per wall second (default 60)")
+    t.add_argument("--run-time", type=float, default=None, metavar="S",
+                   help="--target: wall seconds per load test (default: the scenario's duration / K)")
+    t.add_argument("--database-url", default=None, metavar="URL",
+                   help="--target: PostgreSQL to use (default: $DATABASE_URL, else a temporary embedded server)")
+    t.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="--target: where the load tests' reports go (default: reports/<scenario>/gate-<target>)")
     common.add_metric_arguments(parser)
 
 
@@ -85,6 +96,14 @@ def main(args: argparse.Namespace) -> int:
             resolved.append(("log", target))
         else:
             resolved.append(("scenario", common.load_scenario_arg(target, args.duration)))
+    if args.target is not None:
+        if args.policy is not None:
+            raise common.UsageError("--policy: with --target the target's own assign function runs; drop --policy")
+        if args.duration is not None:
+            raise common.UsageError("--duration: with --target use --run-time (wall seconds) and --time-scale")
+        for kind, value in resolved:  # every load test planned (validated) before the first starts
+            if kind == "scenario":
+                _plan(args, value, seeds[0])
     runs = []
     for kind, value in resolved:
         if kind == "log":
@@ -92,6 +111,9 @@ def main(args: argparse.Namespace) -> int:
                 seed = run.metrics["run"]["seed"]
                 tag = run.label if seed is None else f"{run.label}, seed {seed}"
                 runs.append(dataclasses.replace(run, label=f"{value} [{tag}]"))
+        elif args.target is not None:
+            for seed in seeds:
+                runs.append(_load_test(args, value, seed))
         else:
             for seed in seeds:
                 log = run_simulation(value, args.policy, seed=seed, progress=not args.no_progress)
@@ -101,4 +123,39 @@ def main(args: argparse.Namespace) -> int:
     result = evaluate(runs, bounds)
     for line in result.lines():
         print(line)
+    if args.target is not None:
+        print(f"gated on target {args.target}: the scenario targets were load-tested on it (reports in "
+              f"{args.out or 'reports/<scenario>/gate-<target>'})")
     return result.exit_code
+
+
+def _plan(args: argparse.Namespace, scenario, seed):  # noqa: ANN001, ANN202
+    from loadtest.settings import plan
+    from loadtest.target import load_target
+
+    name = load_target(args.target).name
+    seed = scenario.seed if seed is None else seed
+    out = args.out / f"{scenario.name}-seed{seed}" if args.out is not None else \
+        common.default_out(scenario.name, f"gate-{name}-seed{seed}")
+    return plan(str(scenario.source) if str(scenario.source).endswith(".toml") else scenario.name,
+                time_scale=args.time_scale, run_time_s=args.run_time, seed=seed, out_dir=out,
+                database_url=args.database_url, target=args.target)
+
+
+def _load_test(args: argparse.Namespace, scenario, seed):  # noqa: ANN001, ANN202
+    """One load test of ``scenario`` on ``--target``, analysed like any run (its report written too)."""
+    from chatlab.metrics import analyse
+    from chatlab.report import write_loadtest_report
+    from loadtest.session import run_load_test
+
+    settings = _plan(args, scenario, seed)
+    bar, tick = common.wall_clock_bar(settings.run_time_wall_s, f"load test {settings.policy}",
+                                      disable=args.no_progress)
+    try:
+        outcome = run_load_test(settings, on_tick=tick)
+    finally:
+        bar.close()
+    run = analyse(outcome.log, label=f"db:{settings.policy}", service_level_t=args.service_level_t,
+                  stuck_after=args.stuck_after)
+    write_loadtest_report(run, Path(settings.out_dir), outcome.results())
+    return dataclasses.replace(run, label=f"{scenario.name} [{run.label}, seed {settings.seed}]")

@@ -119,12 +119,19 @@ class ChatDB:
         ``nothing_if_empty``: an empty result (no row, or one all-NULL row) is this call's
         "nothing to do" (reported to the observer as ``empty``).
         """
+        return self.run_statement(name, query(name, **identifiers), params, as_dict=as_dict,
+                                  nothing_if_empty=nothing_if_empty)
+
+    def run_statement(self, name: str, statement: Any, params: Mapping[str, Any] | None = None, *,
+                      as_dict: bool = False, nothing_if_empty: bool = False) -> list[Any]:
+        """:meth:`run` for a statement named elsewhere: an outside target's flow (``loadtest.target``),
+        given as its own file wrote it, observed under ``name`` like every call."""
         if self.conn.closed or self.conn.broken:
             self.conn = self._connect()
         start = time.perf_counter()
         try:
             with self.conn.cursor(row_factory=dict_row) if as_dict else self.conn.cursor() as cur:
-                cur.execute(query(name, **identifiers), params)
+                cur.execute(statement, params)
                 rows = cur.fetchall() if cur.description else []
         except psycopg.Error as exc:
             error = translate(exc)

@@ -18,6 +18,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chatlab.db.queries import query
@@ -149,6 +150,28 @@ def migrate(conninfo: "str | psycopg.Connection", schema: str = "public") -> lis
                              {"version": migration.version, "name": migration.name, "checksum": migration.checksum})
                 applied_now.append(migration.version)
         return applied_now
+    finally:
+        if owned:
+            conn.close()
+
+
+def install_files(conninfo: "str | psycopg.Connection", schema: str, files: list[Path]) -> None:
+    """Build an outside system (a load-test target's SQL files) in a new schema: each file in its own
+    transaction with ``search_path`` = the schema, in the order given.  A failing file is one
+    :class:`MigrationError` naming it; the schema is left for the caller to drop."""
+    import psycopg
+
+    check_schema(schema)
+    conn, owned = _connect(conninfo)
+    try:
+        conn.execute(query("create_schema", schema=schema))
+        for path in files:
+            with conn.transaction():
+                conn.execute(query("set_local_search_path", schema=schema))
+                try:
+                    conn.execute(Path(path).read_bytes())  # bytes: no client-side placeholder parsing
+                except psycopg.Error as exc:
+                    raise MigrationError(f"{path} failed in schema {schema!r}: {' '.join(str(exc).split())}") from exc
     finally:
         if owned:
             conn.close()

@@ -105,11 +105,20 @@ def select_period(tables: SeedTables, since: pd.Timestamp | None, until: pd.Time
 
 
 def to_event_log(tables: SeedTables, *, origin: pd.Timestamp, time_scale: float = 1.0,
-                 duration: float | None = None) -> pd.DataFrame:
-    """The history as the lab's typed event log (see the module docstring)."""
+                 duration: float | None = None, operator_numbers: dict[str, int] | None = None,
+                 user_numbers: dict[str, int] | None = None) -> pd.DataFrame:
+    """The history as the lab's typed event log (see the module docstring).
+
+    ``operator_numbers`` / ``user_numbers``: the ids to give known text ids (a load test of a
+    UUID target knows which UUID played operator *n*); others are numbered as usual.
+    """
     ops = Numbering.of([*tables.operators["id"], *tables.chat_assignments["operator_id"].dropna()])
     chat_no = Numbering.of(tables.chats.sort_values(["created_at", "id"])["id"])
     user_no = Numbering.of(tables.chats.sort_values(["created_at", "id"])["real_user_id"].dropna())
+    if operator_numbers:
+        ops = Numbering({k: operator_numbers.get(k, 10**9 + v) for k, v in ops.ids.items()})
+    if user_numbers:
+        user_no = Numbering({k: user_numbers.get(k, 10**9 + v) for k, v in user_no.ids.items()})
 
     def secs(ts: pd.Series) -> pd.Series:
         return (ts - origin).dt.total_seconds() * float(time_scale)
@@ -183,3 +192,29 @@ def to_event_log(tables: SeedTables, *, origin: pd.Timestamp, time_scale: float 
                 if pd.notna(v) and ops(k) is not None}
         attrs["operator_max_chats"] = caps
     return validate(from_records(rows, attrs))
+
+
+def integrity(tables: SeedTables) -> dict[str, int]:
+    """The load test's history checks on the seed's tables alone (the lab's ``integrity`` query's twin):
+    ``assignments`` (rows), ``double_assigned`` (pairs of holds of one chat that overlap in time),
+    ``over_capacity`` (holds that began while the operator held more than ``max_chats`` chats;
+    0 when the table has no ``max_chats``)."""
+    a = tables.chat_assignments.copy()
+    a["end"] = a["released_at"].fillna(pd.Timestamp.max.tz_localize("UTC"))
+    double = 0
+    for _, g in a.sort_values(["chat_id", "assigned_at"]).groupby("chat_id", sort=False):
+        starts, ends = g["assigned_at"].to_numpy(), g["end"].to_numpy()
+        for i in range(1, len(starts)):
+            double += int((ends[:i] > starts[i]).sum())
+    over = 0
+    if "max_chats" in tables.operators.columns:
+        caps = dict(zip(tables.operators["id"], tables.operators["max_chats"]))
+        for op, g in a.groupby("operator_id"):
+            cap = caps.get(op)
+            if cap is None or pd.isna(cap):
+                continue
+            starts, ends = g["assigned_at"].to_numpy(), g["end"].to_numpy()
+            for s in starts:
+                if int(((starts <= s) & (ends > s)).sum()) > int(cap):
+                    over += 1
+    return {"assignments": int(len(a)), "double_assigned": double, "over_capacity": over}

@@ -16,6 +16,7 @@ from locust import User, constant
 from chatlab.db.client import ChatDB
 from loadtest.reporting import LocustReporter
 from loadtest.runtime import current
+from loadtest.target_client import TargetDB
 
 
 class ChatUser(User):
@@ -32,7 +33,12 @@ class ChatUser(User):
             db.close()
 
     def connect(self) -> ChatDB:
-        """A new connection to the run's schema, reporting every call to this user's Locust environment."""
-        settings = current().settings
-        return ChatDB(settings.dsn, settings.schema, application_name=f"chatlab-{self.role}",
-                      observer=LocustReporter(self.environment, {"role": self.role}))
+        """A new connection to the run's schema, reporting every call to this user's Locust environment
+        (an outside target's flows through :class:`~loadtest.target_client.TargetDB`, same calls)."""
+        run = current()
+        settings = run.settings
+        kwargs = {"application_name": f"chatlab-{self.role}",
+                  "observer": LocustReporter(self.environment, {"role": self.role})}
+        if run.target is not None:
+            return TargetDB(settings.dsn, settings.schema, run.target, **kwargs)
+        return ChatDB(settings.dsn, settings.schema, **kwargs)

@@ -54,10 +54,13 @@ class Housekeeper(ChatUser):
                 run.count("idle_released", self.db.release_idle_operator_chats(clock.wall(jobs.idle_after)))
             if now >= self.next_stuck:
                 self.next_stuck += jobs.stuck_check_interval
-                for stuck in self.db.detect_stuck_chats(clock.wall(jobs.stuck_after) / 3600.0):
-                    # the simulation's reason
-                    if attempt(self.db.release_and_reassign_chat, stuck.chat_id, "stuck_timeout")[0]:
-                        run.count("stuck_released")
+                if run.target is not None:  # an outside target: its own stuck-release job, in one call
+                    run.count("stuck_released", self.db.release_stuck_chats(clock.wall(jobs.stuck_after)))
+                else:
+                    for stuck in self.db.detect_stuck_chats(clock.wall(jobs.stuck_after) / 3600.0):
+                        # the simulation's reason
+                        if attempt(self.db.release_and_reassign_chat, stuck.chat_id, "stuck_timeout")[0]:
+                            run.count("stuck_released")
             if now >= self.next_answer:
                 self.next_answer += jobs.reassign_check_interval
                 run.count("unanswered_released", self.db.release_unanswered_chats(clock.wall(jobs.reassign_after)))
