@@ -104,7 +104,7 @@ def run_load_test(settings: LoadTestSettings, *, on_tick: Callable[[float], None
     """Run one bounded load test; return its event log (scenario time), Locust's stats and the checks."""
     from chatlab.db.client import ChatDB
     from chatlab.db.migrate import drop_schema, install_files, migrate
-    from chatlab.db.seedtables import read_database
+    from chatlab.db.seedtables import check_tables, read_database, table_columns_of
     from chatlab.db.server import session_database
     from loadtest.target import probe
 
@@ -128,6 +128,7 @@ def run_load_test(settings: LoadTestSettings, *, on_tick: Callable[[float], None
             else:  # an outside system: its own SQL files, every flow probed once (rolled back)
                 try:
                     install_files(dsn, schema, list(target.schema_files))
+                    check_tables(table_columns_of(dsn, schema), f"target {target.name} (schema {schema!r})")
                     probe(target, dsn, schema)
                 except ChatLabError:
                     drop_schema(dsn, schema)

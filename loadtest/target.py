@@ -218,8 +218,9 @@ def probe(target: Target, conninfo: str, schema: str) -> None:
                 call(conn, "touch", operator_id=a)
                 call(conn, "operator_reply", operator_id=a, chat_id=chat, body="probe answer")
                 call(conn, "user_reply", user_id=user, chat_id=chat, body="probe reply")
-                if call(conn, "assign", operator_id=b) and target.has("unassign"):
-                    call(conn, "unassign", operator_id=b, chat_id=chat)
+                again = call(conn, "assign", operator_id=b)
+                if again and again[0][0] is not None and target.has("unassign"):
+                    call(conn, "unassign", operator_id=b, chat_id=again[0][0])
                 call(conn, "idle_detection", idle_after_seconds=1e9)
                 call(conn, "stuck_release", stuck_after_seconds=1e9)
                 call(conn, "end_chat", chat_id=chat)

@@ -25,10 +25,13 @@ _FROM_INT: dict[int, Any] = {}
 
 
 def chat_handle(value: Any) -> int:
+    """The process's integer for a chat id the target returned (an integer id is its own handle)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
     key = str(value)
     handle = _TO_INT.get(key)
     if handle is None:
-        handle = _TO_INT[key] = len(_TO_INT) + 1
+        handle = _TO_INT[key] = -(len(_TO_INT) + 1)  # negative: never an integer id's own number
         _FROM_INT[handle] = value
     return handle
 
@@ -44,7 +47,7 @@ class TargetDB(ChatDB):
         return self.run_statement(report_as, self.target.statement(flow), params, nothing_if_empty=nothing_if_empty)
 
     def _chat(self, handle: int) -> Any:
-        return _FROM_INT[handle] if self.target.ids == "uuid" else handle
+        return _FROM_INT.get(handle, handle)
 
     # the flows ----------------------------------------------------------------------------
     def create_operator(self, name: str, max_chats: int = 1, online: bool = True, skills: Any = (), *,
@@ -60,7 +63,7 @@ class TargetDB(ChatDB):
         user = self.target.user_id(real_user_id)
         if chat_id is None:
             rows = self._flow("new_user_message", "real_user_message", {"user_id": user, "body": body})
-            return chat_handle(rows[0][0]) if self.target.ids == "uuid" else int(rows[0][0])
+            return chat_handle(rows[0][0])
         self._flow("user_reply", "real_user_message", {"user_id": user, "chat_id": self._chat(chat_id), "body": body})
         return chat_id
 
@@ -69,7 +72,7 @@ class TargetDB(ChatDB):
                           nothing_if_empty=True)
         if not rows or rows[0][0] is None:
             return None
-        return chat_handle(rows[0][0]) if self.target.ids == "uuid" else int(rows[0][0])
+        return chat_handle(rows[0][0])
 
     def operator_message(self, operator_id: int, chat_id: int, body: str) -> int:
         self._flow("operator_reply", "operator_message",
@@ -123,6 +126,5 @@ class TargetDB(ChatDB):
         rows = self._flow("operator_inbox", "operator_inbox", {"operator_id": self.target.operator_id(operator_id)})
         if not rows:
             return Inbox(False, ())
-        held = tuple(HeldChat(chat_handle(r[1]) if self.target.ids == "uuid" else int(r[1]), bool(r[2]))
-                     for r in rows if r[1] is not None)
+        held = tuple(HeldChat(chat_handle(r[1]), bool(r[2])) for r in rows if r[1] is not None)
         return Inbox(bool(rows[0][0]), held)

@@ -122,3 +122,34 @@ def test_groups_are_found_by_capacity_and_speed_and_shifts_from_activity() -> No
     for _, start, end in rest.shifts:
         assert 3600 <= start <= 3600 + 600 and 10800 - 1200 <= end <= 10800
     assert not seniors.shifts
+
+
+def test_two_weeks_or_more_become_a_curve_by_hour_of_week() -> None:
+    def rate(t: float) -> float:  # weekdays busy, weekends quiet (2026-03-02 is a Monday)
+        return 0.02 if (t // DAY) % 7 >= 5 else 0.1
+
+    origin = pd.Timestamp("2026-03-02T00:00:00Z")
+    times = _poisson(rate, 14 * DAY, 6)
+    fit = fit_arrivals(times, 14 * DAY, origin)
+    assert fit.shape == "week" and fit.duration == 7 * DAY and len(fit.hourly) == 168
+    weekday, weekend = np.mean(fit.hourly[:120]), np.mean(fit.hourly[120:])
+    assert weekday == pytest.approx(0.1, rel=0.1) and weekend == pytest.approx(0.02, rel=0.25)
+
+
+def test_an_origin_off_the_hour_does_not_make_a_constant_rate_look_like_a_curve() -> None:
+    origin = pd.Timestamp("2026-03-02T08:30:00Z")
+    rejected = 0
+    for seed in range(10):
+        times = _poisson(lambda t: 0.05, 1.5 * DAY, 100 + seed)
+        fit = fit_arrivals(times, 1.5 * DAY, origin)
+        assert fit.shape == "day" and fit.offset == 8.5 * HOUR
+        rejected += not fit.constant
+    assert rejected <= 2  # a 5 % test: about one in twenty by chance
+
+
+def test_shifts_fold_onto_the_typical_day() -> None:
+    from chatlab.calibration.floor import fold
+
+    assert fold(1 * HOUR, 51 * HOUR, DAY, 0.0) == [(0.0, DAY)]  # online for two days
+    assert fold(20 * HOUR, 28 * HOUR, DAY, 0.0) == [(20 * HOUR, DAY), (0.0, 4 * HOUR)]  # a night shift
+    assert fold(0.0, 2 * HOUR, DAY, 9 * HOUR) == [(9 * HOUR, 11 * HOUR)]  # the period began at 09:00

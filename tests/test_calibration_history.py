@@ -132,12 +132,30 @@ def test_calibrate_refuses_bad_sources_and_options_in_one_line_and_writes_nothin
     for name in ("operators", "chats", "messages", "chat_assignments"):
         (broken / f"{name}.csv").write_text((src / f"{name}.csv").read_text())
     pd.read_csv(src / "chats.csv").drop(columns=["created_at"]).to_csv(broken / "chats.csv", index=False)
+
+    def variant(name: str, table: str, edit) -> Path:  # noqa: ANN001
+        where = tmp_path / name
+        where.mkdir()
+        for t in ("operators", "chats", "messages", "chat_assignments"):
+            (where / f"{t}.csv").write_text((src / f"{t}.csv").read_text())
+        edit(pd.read_csv(src / f"{table}.csv", dtype=str)).to_csv(where / f"{table}.csv", index=False)
+        return where
+
+    half_cap = variant("half_cap", "operators", lambda f: f.assign(max_chats="2.5"))
+    no_op = variant("no_op", "chat_assignments", lambda f: f.assign(operator_id=[None] + list(f["operator_id"][1:])))
+    bad_time = variant("bad_time", "messages", lambda f: f.assign(created_at="yesterday"))
+    bad_kind = variant("bad_kind", "messages", lambda f: f.assign(sender_type="bot"))
     with psycopg.connect(pg_uri, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {s}").format(s=sql.Identifier(db.schema + "_half")))
         conn.execute(sql.SQL("CREATE TABLE {s}.operators (id bigint)").format(s=sql.Identifier(db.schema + "_half")))
     cases = [
         ((str(broken), "--out", str(out)), "chats.csv: no column 'created_at'"),
         ((str(tmp_path / "nowhere"), "--out", str(out)), "not a directory of CSV exports"),
+        ((str(half_cap), "--out", str(out)), "'max_chats' must be a whole number >= 1, got '2.5'"),
+        ((str(no_op), "--out", str(out)), "column 'operator_id' has an empty value in row 2"),
+        ((str(bad_time), "--out", str(out)), "column 'created_at' is not a timestamp"),
+        ((str(bad_kind), "--out", str(out)), "'sender_type' must be 'real_user' or 'operator', got 'bot'"),
+        ((str(src), "--out", str(src / "chats.csv" / "x.toml")), "--out: cannot write under"),
         ((pg_uri, "--schema", db.schema + "_half", "--out", str(out)), "no table 'chats'"),
         ((str(src), "--out", str(out), "--since", "2030-01-01"), "no chats opened in the period"),
         ((str(src), "--out", str(out), "--since", "yesterday-ish"), "--since: expected a timestamp"),

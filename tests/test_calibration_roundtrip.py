@@ -53,7 +53,7 @@ def history(pg_uri: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[str,
 def calibrated(history: tuple[str, Path], pg_uri: str) -> tuple[dict, Path]:
     schema, out = history
     proc = chatlab("calibrate", pg_uri, "--schema", schema, "--time-scale", str(K), "--out", str(out / "steady.toml"),
-                   "--report", str(out / "report"), "--no-progress")
+                   "--report", str(out / "report"), "--replications", "10", "--no-progress")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return tomllib.loads((out / "steady.toml").read_text()), out
 

@@ -132,3 +132,23 @@ def test_a_statement_that_fails_on_the_probe_stops_the_run_before_anything_is_wr
         assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr, (args, proc.stderr)
         assert not out.exists()
     assert _schemas(pg_uri) == before
+
+
+def test_a_target_without_the_optional_flows_runs_and_the_report_says_what_it_lacks(pg_uri: str,
+                                                                                    tmp_path: Path) -> None:
+    optional = ("unassign =", "online =", "offline =", "touch =", "idle_detection =", "stuck_release =")
+    # without log-in flows its operators must be created online (else the probe's assign finds nobody)
+    path = _bad(tmp_path, "minimal", lambda t: "\n".join(ln for ln in t.splitlines() if not ln.startswith(optional))
+                .replace("%(max_chats)s, false)", "%(max_chats)s, true)"))
+    assert set(load_target(path).missing) == {"unassign", "online", "offline", "touch", "idle_detection",
+                                              "stuck_release"}
+    out = tmp_path / "out"
+    proc = chatlab("loadtest", "steady_floor", "--target", str(path), "--run-time", "8", "--database-url", pg_uri,
+                   "--no-progress", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads((out / "loadtest.json").read_text())
+    [lacks] = [n for n in results["notes"] if "lacks flows" in n]
+    assert "unassign (operators reply instead" in lacks and "idle_detection" in lacks
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["assignment"]["total"] > 50 and metrics["assignment"]["repeat"] == 0
+    assert "lacks flows" in (out / "summary.md").read_text()

@@ -34,6 +34,12 @@ class ArrivalFit:
     chisquare_p: float | None  # are the hours alike?  None when there is one hour only
     chats: int
     period_s: float
+    offset: float = 0.0  # day/week shapes: the period's start, in seconds into its day (week), UTC
+
+    @property
+    def length(self) -> float:
+        """The shape's cycle (s): a day, a week, or the period itself."""
+        return {"day": DAY, "week": WEEK}.get(self.shape, self.duration)
 
     @property
     def constant(self) -> bool:
@@ -66,6 +72,7 @@ def fit_arrivals(times: np.ndarray, period_s: float, origin: pd.Timestamp, time_
     from scipy import stats
 
     times = np.asarray(times, dtype=float)
+    offset = 0.0
     if period_s < DAY:
         shape = "period"
         # hours from the start; a last sliver under 6 minutes joins the hour before it
@@ -80,13 +87,16 @@ def fit_arrivals(times: np.ndarray, period_s: float, origin: pd.Timestamp, time_
         start = origin.tz_convert("UTC")
         offset = (start - start.normalize()).total_seconds() * time_scale
         if shape == "week":
-            offset += start.dayofweek * DAY
+            offset += start.day_of_week * DAY
         position = (times + offset) % length
-        # how many seconds of each hour-of-shape the period covered
-        edges = np.arange(0.0, period_s, HOUR)
+        # how many seconds of each hour-of-shape the period covered, split at the clock's hours
         exposure = np.zeros(bins)
-        for e in edges:
-            exposure[int(((e + offset) % length) // HOUR)] += min(HOUR, period_s - e)
+        t = 0.0
+        while t < period_s:
+            into = (t + offset) % HOUR
+            stop = min(period_s, t + HOUR - into)
+            exposure[int(((t + offset) % length) // HOUR) % bins] += stop - t
+            t = stop
     counts = np.bincount(np.clip((position // HOUR).astype(int), 0, bins - 1), minlength=bins).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         hourly = np.where(exposure > 0, counts / exposure, 0.0)
@@ -98,4 +108,4 @@ def fit_arrivals(times: np.ndarray, period_s: float, origin: pd.Timestamp, time_
         p = float(stats.chisquare(counts[covered], expected).pvalue)
     duration = period_s if shape == "period" else length
     return ArrivalFit(shape, float(duration), float(mean_rate), tuple(float(h) for h in hourly), p, int(len(times)),
-                      float(period_s))
+                      float(period_s), float(offset))

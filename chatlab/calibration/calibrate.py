@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from chatlab.calibration.arrivals import DAY, WEEK, ArrivalFit, fit_arrivals
+from chatlab.calibration.arrivals import ArrivalFit, fit_arrivals
 from chatlab.calibration.fits import CountFit, DurationFit, fit_counts, fit_durations
 from chatlab.calibration.floor import DEFAULT_OFFLINE_GAP, GroupFit, fit_groups
 from chatlab.calibration.samples import Samples, collect
@@ -104,15 +104,10 @@ def calibrate(tables: SeedTables, *, since: str | None = None, until: str | None
     if not active:
         raise CalibrationError(f"{tables.source}: no operator took a chat in the period; nothing to calibrate")
     declared = log.attrs.get("operator_max_chats", {})
-    shape_length = {"day": DAY, "week": WEEK}.get(arrivals.shape, 0.0)
-    offset = 0.0
-    if arrivals.shape != "period":
-        start = origin.tz_convert("UTC")
-        offset = (start - start.normalize()).total_seconds() * time_scale
-        if arrivals.shape == "week":
-            offset += start.dayofweek * DAY
-    groups = fit_groups(samples, active, declared, period_s=period_s, offline_gap=offline_gap, shape=arrivals.shape, shape_length=shape_length,
-                        origin_offset=offset)
+    # the scenario has the operators who worked in the period; so must the observed side's fairness
+    log.attrs["operators"] = active
+    groups = fit_groups(samples, active, declared, period_s=period_s, offline_gap=offline_gap, shape=arrivals.shape,
+                        shape_length=arrivals.length, origin_offset=arrivals.offset)
     notes = []
     if log.attrs.get("dropped_rows"):
         notes.append(f"{log.attrs['dropped_rows']} history rows did not fit the state machine and were left out")

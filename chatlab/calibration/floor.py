@@ -56,6 +56,15 @@ def online_periods(times: np.ndarray, gap: float) -> list[tuple[float, float]]:
     return [(float(a), float(b)) for a, b in zip(starts, ends)]
 
 
+def fold(start: float, end: float, length: float, offset: float) -> list[tuple[float, float]]:
+    """An online period of the history placed on the typical day (week) of ``length`` seconds:
+    all of it if the period lasted that long, two pieces if it crossed midnight (the week's end)."""
+    if end - start >= length:
+        return [(0.0, length)]
+    a, b = (start + offset) % length, (end + offset) % length
+    return [(a, length), (0.0, b)] if b < a else [(a, b)]
+
+
 def _capacity(op: int, samples: Samples, declared: dict[str, int]) -> int:
     return int(declared.get(str(op)) or samples.concurrency.get(op) or 1)
 
@@ -110,11 +119,8 @@ def fit_groups(samples: Samples, operators: list[int], declared: dict[str, int],
                                and periods[0][1] >= period_s - offline_gap):
                 continue  # always on
             for a, b in periods:
-                if shape != "period":
-                    a, b = (a + origin_offset) % shape_length, (b + origin_offset) % shape_length
-                    if b <= a:
-                        b = shape_length
-                shifts.append((i, float(a), float(max(b, a + 1.0))))
+                pieces = [(a, b)] if shape == "period" else fold(a, b, shape_length, origin_offset)
+                shifts.extend((i, float(lo), float(max(hi, lo + 1.0))) for lo, hi in pieces)
         median = float(handle["handle_s"].median()) if len(handle) else math.nan
         out.append(GroupFit(name, tuple(members), max(_capacity(op, samples, declared) for op in members), fit, median,
                             unassigns / handled if handled else 0.0, idles / handled if handled else 0.0,

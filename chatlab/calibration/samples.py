@@ -78,7 +78,8 @@ def _handle(chats: pd.DataFrame) -> tuple[pd.DataFrame, dict[int, int]]:
     held: dict[int, int] = {}
     most: dict[int, int] = {}
     ordered = chats.sort_values("time", kind="stable")
-    for t, c, op, e in zip(ordered["time"], ordered["chat_id"], ordered["operator_id"], ordered["event"]):
+    for t, c, op, e, why in zip(ordered["time"], ordered["chat_id"], ordered["operator_id"], ordered["event"],
+                                ordered["reason"].astype(str)):
         c = int(c)
         if e == "user_message":
             asked[c] = t
@@ -90,7 +91,7 @@ def _handle(chats: pd.DataFrame) -> tuple[pd.DataFrame, dict[int, int]]:
         elif c in holder and e in ("operator_reply", "unassign", "idle_release", "stuck_release", "end"):
             o, began = holder.pop(c)
             held[o] -= 1
-            if e in _WORK_DONE:
+            if e in _WORK_DONE and why != "operator_offline":  # a log-out's release is no effort
                 rows.append((o, t, e, max(began, asked.get(c, began))))
     frame = pd.DataFrame(rows, columns=["operator_id", "done", "kind", "ready"])
     frame = frame.sort_values(["operator_id", "done"], kind="stable")
@@ -111,10 +112,12 @@ def collect(log: pd.DataFrame) -> Samples:
     exchanges = replies.reindex(resolved.to_numpy()).dropna().to_numpy(dtype=int)
     waits = wait_episodes(log)
     patience = waits.loc[waits["outcome"] == "ended", "wait_s"].to_numpy(dtype=float)
-    censored = waits.loc[waits["outcome"] == "served", "wait_s"].to_numpy(dtype=float)
+    # served waits, and those still open when the period ends, say only "patience was longer"
+    censored = waits.loc[waits["outcome"].isin(["served", "open"]), "wait_s"].to_numpy(dtype=float)
     ops = chats[chats["operator_id"].notna()]
-    handled = {int(k): int(v) for k, v in ops[ops["event"].isin(_WORK_DONE)].groupby("operator_id").size().items()}
-    unassigns = {int(k): int(v) for k, v in ops[ops["event"] == "unassign"].groupby("operator_id").size().items()}
+    worked = ops[ops["event"].isin(_WORK_DONE) & (ops["reason"].astype(str) != "operator_offline")]
+    handled = {int(k): int(v) for k, v in worked.groupby("operator_id").size().items()}
+    unassigns = {int(k): int(v) for k, v in worked[worked["event"] == "unassign"].groupby("operator_id").size().items()}
     idle = ops[ops["event"] == "idle_release"]
     idle_episodes = {int(k): int(g["time"].round(3).nunique()) for k, g in idle.groupby("operator_id")}
     acts = ops[ops["event"].isin(("assign", *_WORK_DONE))]

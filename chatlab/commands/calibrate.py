@@ -9,11 +9,12 @@ are put beside the calibrated scenario's simulated ones (``chatlab/report/calibr
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from chatlab.commands import common
 
-REPLICATIONS = 5
+REPLICATIONS = 10
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +38,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_progress_argument(parser)
 
 
+def _check_writable(option: str, path: Path | None) -> None:
+    """Before any work: the nearest existing ancestor of ``path`` must be a writable directory."""
+    if path is None:
+        return
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise common.UsageError(f"{option}: cannot write under {path} ({probe} is not a writable directory)")
+
+
 def _is_url(source: str) -> bool:
     return source.startswith(("postgresql://", "postgres://")) or source.startswith(("host=", "dbname="))
 
@@ -53,6 +65,8 @@ def main(args: argparse.Namespace) -> int:
         raise common.UsageError(f"--replications: expected 2..100, got {args.replications}")
     if args.report is not None and args.report.exists() and not args.report.is_dir():
         raise common.UsageError(f"--report: {args.report} exists and is not a directory")
+    for option, path in (("--out", out.parent), ("--report", args.report)):
+        _check_writable(option, path)
     name = args.name or out.stem
     check_schema(args.schema)
     tables = read_database(args.source, args.schema) if _is_url(args.source) else read_csv_dir(args.source)
@@ -62,8 +76,11 @@ def main(args: argparse.Namespace) -> int:
     runs = None
     if args.report is not None:
         saved, runs = _compare(result, args.replications, progress=not args.no_progress)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(result.text)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(result.text)
+    except OSError as exc:
+        raise common.UsageError(f"--out: cannot write {out} ({exc.strerror or exc})") from None
     print(f"scenario written to {out} ({result.arrivals.summary()})")
     for fit in (result.think, result.handle, result.patience):
         if fit is not None:

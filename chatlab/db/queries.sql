@@ -347,6 +347,11 @@ FROM information_schema.columns
 WHERE table_schema = %(schema)s AND table_name = ANY(%(tables)s)
 ORDER BY table_name, ordinal_position
 
+-- name: iso_timestamps
+-- Timestamps as ISO 8601 in UTC on this connection, whatever the server's DateStyle/TimeZone
+-- (an export must read back the same instants everywhere).
+SET DateStyle = ISO; SET TimeZone = 'UTC'
+
 -- name: copy_table_out
 -- One whole table as CSV with a header (the format chatlab db export writes and chatlab
 -- calibrate reads back, so a database and its export are read by the same parser).

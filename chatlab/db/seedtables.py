@@ -16,6 +16,8 @@ parsed as UTC.  Every missing table or column is one :class:`SeedTablesError` na
 from __future__ import annotations
 
 import io
+import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,14 +89,18 @@ def _frame(name: str, raw: pd.DataFrame, where: str) -> pd.DataFrame:
     out = raw.loc[:, keep].copy()
     for col in _IDS[name]:
         ids = out[col].astype("string").str.strip()
-        if col != "real_user_id" and ids.isna().any() and not (name == "chat_assignments" and col == "operator_id"):
+        if col != "real_user_id" and ids.isna().any():
             raise SeedTablesError(f"{where}: column {col!r} has an empty value in row {int(ids.isna().argmax()) + 2}")
         out[col] = ids
     for col in _TIMES.get(name, ()):
         try:
             out[col] = pd.to_datetime(out[col], utc=True, format="ISO8601")
-        except (ValueError, TypeError) as exc:
-            raise SeedTablesError(f"{where}: column {col!r} is not a timestamp ({exc})") from None
+        except (ValueError, TypeError):
+            parsed = pd.to_datetime(out[col], utc=True, format="ISO8601", errors="coerce")
+            bad = parsed.isna() & out[col].notna()
+            raise SeedTablesError(f"{where}: column {col!r} is not a timestamp: {out[col][bad].iloc[0]!r} in row "
+                                  f"{int(bad.to_numpy().argmax()) + 2} (expected ISO 8601, e.g. "
+                                  "2026-03-01 08:00:00+00)") from None
     required_times = [c for c in _TIMES.get(name, ()) if c != "released_at"]
     for col in required_times:
         if out[col].isna().any():
@@ -108,7 +114,12 @@ def _frame(name: str, raw: pd.DataFrame, where: str) -> pd.DataFrame:
             raise SeedTablesError(f"{where}: column 'sender_type' must be 'real_user' or 'operator', "
                                   f"got {kinds[bad].iloc[0]!r}")
     if name == "operators" and "max_chats" in out.columns:
-        out["max_chats"] = pd.to_numeric(out["max_chats"], errors="coerce").astype("Int64")
+        caps = pd.to_numeric(out["max_chats"], errors="coerce")
+        bad = out["max_chats"].notna() & ~((caps >= 1) & (caps % 1 == 0))
+        if bad.any():
+            raise SeedTablesError(f"{where}: column 'max_chats' must be a whole number >= 1, got "
+                                  f"{out['max_chats'][bad].iloc[0]!r} in row {int(bad.to_numpy().argmax()) + 2}")
+        out["max_chats"] = caps.astype("Int64")
     return out
 
 
@@ -153,6 +164,22 @@ def table_columns(conn: "psycopg.Connection", schema: str) -> dict[str, list[str
     return out
 
 
+def table_columns_of(conninfo: str, schema: str) -> dict[str, list[str]]:
+    """:func:`table_columns` on a connection of its own."""
+    import psycopg
+
+    from chatlab.db.errors import translate
+
+    check_schema(schema)
+    conn, _ = _connect(conninfo)
+    try:
+        return table_columns(conn, schema)
+    except psycopg.Error as exc:
+        raise translate(exc) from exc
+    finally:
+        conn.close()
+
+
 def check_tables(columns: Mapping[str, list[str]], where: str) -> None:
     """Name the first missing table or required column (before anything is read)."""
     for name in TABLES:
@@ -167,6 +194,7 @@ def check_tables(columns: Mapping[str, list[str]], where: str) -> None:
 def copy_csv(conn: "psycopg.Connection", schema: str, table: str) -> tuple[bytes, int]:
     """One table as CSV bytes (header first), by ``COPY ... TO STDOUT``, and its row count."""
     buffer = io.BytesIO()
+    conn.execute(query("iso_timestamps"))  # whatever the server's DateStyle: ISO 8601, in UTC
     with conn.cursor() as cur:
         with cur.copy(query("copy_table_out", schema=schema, table=table)) as copy:
             for chunk in copy:
@@ -209,6 +237,9 @@ def export_csv(conninfo: str, schema: str, directory: str | Path) -> dict[str, i
     from chatlab.db.errors import translate
 
     check_schema(schema)
+    root = Path(directory)
+    if root.exists() and not root.is_dir():
+        raise SeedTablesError(f"{root}: exists and is not a directory")
     conn, _ = _connect(conninfo)
     try:
         check_tables(table_columns(conn, schema), f"schema {schema!r}")
@@ -217,10 +248,16 @@ def export_csv(conninfo: str, schema: str, directory: str | Path) -> dict[str, i
         raise translate(exc) from exc
     finally:
         conn.close()
-    root = Path(directory)
-    if root.exists() and not root.is_dir():
-        raise SeedTablesError(f"{root}: exists and is not a directory")
-    root.mkdir(parents=True, exist_ok=True)
-    for name, (blob, _) in data.items():
-        (root / f"{name}.csv").write_bytes(blob)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        staged = Path(tempfile.mkdtemp(prefix=".export-", dir=root))
+        try:  # all four files or none: written aside, then moved in
+            for name, (blob, _) in data.items():
+                (staged / f"{name}.csv").write_bytes(blob)
+            for name in data:
+                (staged / f"{name}.csv").replace(root / f"{name}.csv")
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
+    except OSError as exc:
+        raise SeedTablesError(f"{root}: cannot write the export ({exc.strerror or exc})") from None
     return {name: rows for name, (_, rows) in data.items()}

@@ -7,7 +7,9 @@ tables it has the fits (family, mean, sd, KS distance, AIC margins) and the obse
 calibrated table: each metric's observed value, the simulations' mean and standard
 deviation, the relative difference ``(calibrated - observed) / |observed|`` and
 ``z = (observed - mean) / (sd * sqrt(1 + 1/n))`` — how many of the simulations' own spreads
-apart the two are (|z| <= 3: within the noise of a run of that length).
+apart the two are.  "Within the noise" is the 99.9 % prediction interval of one more run of
+that length: |z| <= the Student t quantile with n - 1 degrees of freedom (n seeds), so a
+perfect model is flagged once in a thousand metrics whatever n is.
 
 ``calibration.json`` holds the fits and the table, ``scenario.toml`` the calibrated file;
 ``chatlab report DIR`` rebuilds the page from them and the event logs, byte for byte.
@@ -31,8 +33,15 @@ from chatlab.report.tables import format_value
 
 FILE_JSON, FILE_SCENARIO = "calibration.json", "scenario.toml"
 OBSERVED, CALIBRATED = "observed", "calibrated"
-#: z beyond which a metric is outside the simulations' noise
-NOISE_Z = 3.0
+#: a metric is outside the simulations' noise beyond this two-sided prediction level
+NOISE_LEVEL = 0.999
+
+
+def noise_bound(n: int) -> float:
+    """|z| up to which one more run of n-seed simulations would fall with probability NOISE_LEVEL."""
+    from scipy import stats
+
+    return float(stats.t.ppf(0.5 + NOISE_LEVEL / 2, n - 1))
 
 #: (metric key or share statistic, label, format)
 COMPARED: tuple[tuple[str, str, str], ...] = (
@@ -72,6 +81,7 @@ def _value(run: Analysis, key: str) -> float | None:
 def comparison_rows(observed: Analysis, simulated: Sequence[Analysis]) -> list[dict[str, Any]]:
     """One row per compared metric (see the module docstring)."""
     rows = []
+    bound = noise_bound(len(simulated)) if len(simulated) >= 2 else math.inf
     for key, label, fmt in COMPARED:
         obs = _value(observed, key)
         sims = [v for v in (_value(s, key) for s in simulated) if v is not None]
@@ -86,7 +96,7 @@ def comparison_rows(observed: Analysis, simulated: Sequence[Analysis]) -> list[d
             z = 0.0 if spread == 0 and obs == mean else (None if spread == 0 else (obs - mean) / spread)
         rows.append({"key": key, "metric": label, "format": fmt, "observed": obs, "calibrated_mean": mean,
                      "calibrated_sd": sd, "relative_difference": rel, "z": z,
-                     "within_noise": None if z is None else abs(z) <= NOISE_Z})
+                     "noise_bound": bound, "within_noise": None if z is None else abs(z) <= bound})
     return rows
 
 
@@ -141,8 +151,10 @@ def sections(saved: dict[str, Any]) -> list[Section]:
     facts += list(saved.get("notes", []))
     rows = saved["comparison"]
     outside = [r["metric"] for r in rows if r["within_noise"] is False]
-    verdict = ("every compared metric is within the simulations' noise (|z| <= 3)" if not outside else
-               f"outside the simulations' noise (|z| > 3): {', '.join(outside)}")
+    bound = next((r["noise_bound"] for r in rows if r.get("noise_bound") is not None), math.inf)
+    verdict = (f"every compared metric is within the simulations' noise (|z| <= {bound:.2f}, the 99.9 % "
+               "prediction interval)" if not outside else
+               f"outside the simulations' noise (|z| > {bound:.2f}): {', '.join(outside)}")
     return [
         Section("Calibration", (
             Text("The scenario file `scenario.toml` was fitted from the history; each duration by maximum likelihood "
