@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "loadtest": 2,
     "chatlab.correctness": 2,
     "chatlab.calibration": 2,
+    "chatlab.replications": 2,
     "chatlab.report": 3,
     "chatlab.gate": 3,
     "chatlab.bugs": 3,

@@ -75,6 +75,29 @@ def add_simulation_arguments(parser: argparse.ArgumentParser, *, seed_help: str 
     add_progress_argument(parser)
 
 
+def add_parallel_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--jobs N`` / ``--dask ADDRESS``: where replications run (results identical either way)."""
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help="worker processes for the replications (default: every core); results are identical "
+                             "for any N")
+    parser.add_argument("--dask", default=None, metavar="ADDRESS",
+                        help="run the replications on a Dask distributed cluster (scheduler address, e.g. "
+                             "tcp://10.0.0.5:8786) instead of local processes")
+
+
+def replicate(args: argparse.Namespace, reps: list, desc: str) -> list:
+    """Run replications as ``--jobs``/``--dask`` say, with a progress bar; results in the order given."""
+    from chatlab.replications import check_jobs, run_replications
+
+    jobs = check_jobs(getattr(args, "jobs", None))
+    with progress_bar(len(reps), desc, disable=getattr(args, "no_progress", False)) as bar:
+        def done(i: int, rep: Any) -> None:
+            bar.set_postfix_str(rep.label if rep.seed is None else f"{rep.label} seed {rep.seed}")
+            bar.update()
+
+        return run_replications(reps, jobs=jobs, dask=getattr(args, "dask", None), on_done=done)
+
+
 def add_loadtest_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of a load test (``chatlab loadtest`` and ``chatlab compare-real``)."""
     parser.add_argument("--time-scale", type=float, default=60.0, metavar="K",

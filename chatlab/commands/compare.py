@@ -19,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                     multi_seed=True)
     common.add_out_argument(parser, "reports/<scenario>/compare-seed<N>")
     common.add_metric_arguments(parser)
+    common.add_parallel_arguments(parser)
 
 
 def seeds_tag(seeds: list[int | None]) -> str:
@@ -32,24 +33,17 @@ def seeds_tag(seeds: list[int | None]) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from chatlab.metrics import analyse
+    from chatlab.replications import Replication
     from chatlab.report import TERMINAL_ROWS, pooled_runs, summary_table, text_table, write_comparison_report
-    from sim.model import run_simulation
     from sim.policies import parse_policy_list
 
     common.check_metric_arguments(args)
     policies = parse_policy_list(args.policies)
     seeds = common.resolve_seeds(args)
     scenario = common.load_scenario_arg(args.scenario, args.duration)
-    runs = []
-    with common.progress_bar(len(policies) * len(seeds), "compare", disable=args.no_progress) as bar:
-        for policy in policies:
-            for seed in seeds:
-                bar.set_postfix_str(policy if seed is None else f"{policy} seed {seed}")
-                log = run_simulation(scenario, policy, seed=seed)
-                runs.append(analyse(log, label=policy, service_level_t=args.service_level_t,
-                                    stuck_after=args.stuck_after))
-                bar.update()
+    reps = [Replication(scenario, policy, seed, policy, args.service_level_t, args.stuck_after)
+            for policy in policies for seed in seeds]
+    runs = common.replicate(args, reps, "compare")
     used = [r.metrics["run"]["seed"] for r in runs[: len(seeds)]]
     out = args.out or common.default_out(scenario.name, f"compare-{seeds_tag(used)}")
     write_comparison_report(runs, out)

@@ -68,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--out", type=Path, default=None, metavar="DIR",
                    help="--target: where the load tests' reports go (default: reports/<scenario>/gate-<target>)")
     common.add_metric_arguments(parser)
+    common.add_parallel_arguments(parser)
 
 
 def is_log_target(text: str) -> bool:
@@ -78,9 +79,8 @@ def is_log_target(text: str) -> bool:
 
 def main(args: argparse.Namespace) -> int:
     from chatlab.gate import BOUND_OPTIONS, evaluate, make_bounds
-    from chatlab.metrics import analyse
+    from chatlab.replications import Replication
     from chatlab.report import find_logs, load_runs
-    from sim.model import run_simulation
     from sim.policies import make_policy
 
     common.check_metric_arguments(args)
@@ -115,9 +115,9 @@ def main(args: argparse.Namespace) -> int:
             for seed in seeds:
                 runs.append(_load_test(args, value, seed))
         else:
-            for seed in seeds:
-                log = run_simulation(value, args.policy, seed=seed, progress=not args.no_progress)
-                run = analyse(log, service_level_t=args.service_level_t, stuck_after=args.stuck_after)
+            reps = [Replication(value, args.policy, seed, args.policy or value.policy.name, args.service_level_t,
+                                args.stuck_after) for seed in seeds]
+            for run in common.replicate(args, reps, f"gate {value.name}"):
                 info = run.metrics["run"]
                 runs.append(dataclasses.replace(run, label=f"{info['scenario']} [{run.label}, seed {info['seed']}]"))
     result = evaluate(runs, bounds)

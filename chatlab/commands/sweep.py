@@ -41,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_out_argument(parser, "reports/<scenario>/sweep")
     common.add_progress_argument(parser)
     common.add_metric_arguments(parser)
+    common.add_parallel_arguments(parser)
 
 
 def _scalar(text: str) -> Any:
@@ -99,10 +100,10 @@ def grid(sets: Sequence[tuple[str, list[Any]]], policies: Sequence[str], seeds: 
 def main(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from chatlab.metrics import compute_metrics, flatten_metrics
+    from chatlab.metrics import flatten_metrics
+    from chatlab.replications import Replication
     from chatlab.report import markdown_table, text_table
     from chatlab.report.plots import plot_sweep
-    from sim.model import run_simulation
     from sim.policies import parse_policy_list
 
     common.check_metric_arguments(args)
@@ -113,15 +114,13 @@ def main(args: argparse.Namespace) -> int:
     points = list(grid(sets, policies, seeds))
     # Build every scenario variant first: a bad --set fails before hours of simulation.
     variants = {p.overrides: base.with_overrides(dict(p.overrides)) if p.overrides else base for p in points}
+    reps = [Replication(variants[p.overrides], p.policy, p.seed, p.label, args.service_level_t, args.stuck_after,
+                        keep_log=False) for p in points]
     rows = []
-    with common.progress_bar(len(points), "sweep", disable=args.no_progress) as bar:
-        for point in points:
-            bar.set_postfix_str(point.label)
-            log = run_simulation(variants[point.overrides], point.policy, seed=point.seed)
-            metrics = compute_metrics(log, service_level_t=args.service_level_t, stuck_after=args.stuck_after)
-            rows.append({**dict(point.overrides), "policy": point.policy, "seed": metrics["run"]["seed"],
-                         **flatten_metrics(metrics)})
-            bar.update()
+    for point, run in zip(points, common.replicate(args, reps, "sweep")):
+        metrics = run.metrics
+        rows.append({**dict(point.overrides), "policy": point.policy, "seed": metrics["run"]["seed"],
+                     **flatten_metrics(metrics)})
     table = pd.DataFrame(rows)
     out = args.out or common.default_out(base.name, "sweep")
     out.mkdir(parents=True, exist_ok=True)
