@@ -178,7 +178,8 @@ def test_multi_seed_comparison_report_and_rebuild(tmp_path: Path) -> None:
     assert list(M.flatten_metrics(meta["runs"]["legacy"])) == M.documented_keys()
     assert len(pd.read_csv(out / "metrics.csv")) == 4
     md = (out / "summary.md").read_text()
-    assert "mean ± std over seeds 1, 2" in md and "| seed | 1,2 | 1,2 |" in md and "50.0% ± 0.0%" in md
+    assert "mean ± 95 % CI over seeds 1, 2" in md and "| seed | 1,2 | 1,2 |" in md and "50.0% ± 0.0%" in md
+    assert meta["ci95"]["legacy"]["assignment"]["repeat_rate"] == 0.0
     for name in PLOT_FILES.values():
         assert (out / name).read_bytes().startswith(PNG_MAGIC)
     reloaded = load_runs(out)  # chatlab report DIR: same order, seeds kept apart, same pooled table

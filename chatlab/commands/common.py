@@ -66,7 +66,7 @@ def add_metric_arguments(parser: argparse.ArgumentParser) -> None:
 def add_simulation_arguments(parser: argparse.ArgumentParser, *, seed_help: str = "random seed (default: the scenario's)",
                              multi_seed: bool = False,
                              seeds_help: str = "several seeds: N, A-B or a list like 1-5,9 (every run is repeated "
-                                               "per seed; tables show the mean ± std over seeds)") -> None:
+                                               "per seed; tables show the mean ± its 95 % confidence interval)") -> None:
     parser.add_argument("--seed", type=int, default=None, metavar="N", help=seed_help)
     if multi_seed:
         parser.add_argument("--seeds", default=None, metavar="SEEDS", help=seeds_help)

@@ -2,7 +2,7 @@
 
 Every policy runs on the same seeds (common random numbers as far as the model allows),
 so differences between columns come from the policy.  With several seeds each column is
-the mean ± std over seeds.
+the mean ± the half-width of its 95 % confidence interval over seeds (Student t).
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_out_argument(parser, "reports/<scenario>/compare-seed<N>")
     common.add_metric_arguments(parser)
     common.add_parallel_arguments(parser)
+    parser.add_argument("--baseline", default=None, metavar="P",
+                        help="also show each policy's paired difference from P over the same seeds, with its 95 %% "
+                             "confidence interval (needs --seeds with at least 2 seeds)")
 
 
 def seeds_tag(seeds: list[int | None]) -> str:
@@ -34,21 +37,33 @@ def seeds_tag(seeds: list[int | None]) -> str:
 
 def main(args: argparse.Namespace) -> int:
     from chatlab.replications import Replication
-    from chatlab.report import TERMINAL_ROWS, pooled_runs, summary_table, text_table, write_comparison_report
+    from chatlab.report import TERMINAL_ROWS, paired, pooled_runs, summary_table, text_table, write_comparison_report
     from sim.policies import parse_policy_list
 
     common.check_metric_arguments(args)
     policies = parse_policy_list(args.policies)
     seeds = common.resolve_seeds(args)
+    if args.baseline is not None:
+        if args.baseline not in policies:
+            raise common.UsageError(f"--baseline: {args.baseline!r} is not one of --policies ({', '.join(policies)})")
+        if len(seeds) < 2 or len(policies) < 2:
+            raise common.UsageError("--baseline: needs at least 2 seeds (--seeds) and 2 policies to pair")
     scenario = common.load_scenario_arg(args.scenario, args.duration)
     reps = [Replication(scenario, policy, seed, policy, args.service_level_t, args.stuck_after)
             for policy in policies for seed in seeds]
     runs = common.replicate(args, reps, "compare")
     used = [r.metrics["run"]["seed"] for r in runs[: len(seeds)]]
     out = args.out or common.default_out(scenario.name, f"compare-{seeds_tag(used)}")
-    write_comparison_report(runs, out)
+    differences = paired.compute(runs, args.baseline) if args.baseline is not None else None
+    write_comparison_report(runs, out, extra=[paired.section(differences)] if differences else [])
+    if differences:
+        paired.write_file(differences, out)
     print(text_table(summary_table(pooled_runs(runs), TERMINAL_ROWS)))
-    what = "mean ± std over seeds " + ",".join(map(str, used)) if len(seeds) > 1 else f"seed {used[0]}"
+    if differences:
+        print()
+        print(text_table(paired.display_table(differences)))
+        print(f"paired differences from {args.baseline} over the same seeds, ± 95 % CI; * = the interval excludes 0")
+    what = "mean ± 95 % CI over seeds " + ",".join(map(str, used)) if len(seeds) > 1 else f"seed {used[0]}"
     print(f"{len(runs)} runs ({what}); report written to {out}/ "
           f"(summary.md, summary.html, metrics.json, metrics.csv, plots; one sub-directory per run)")
     return 0

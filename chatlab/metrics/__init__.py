@@ -76,7 +76,7 @@ from chatlab.metrics.episodes import (
     wait_summary,
 )
 from chatlab.metrics.fairness import coefficient_of_variation, fairness_summary, gini, jain, lorenz_curve, max_min_ratio
-from chatlab.metrics.pooling import pool
+from chatlab.metrics.pooling import CONFIDENCE, ci_half_width, pool
 from chatlab.metrics.runlog import (
     ALL_STATES,
     DEFAULT_SERVICE_LEVEL_T,
@@ -112,5 +112,5 @@ __all__ = [
     "state_intervals", "state_occupancy", "state_counts_series", "queue_length_series", "step_mean",
     "idle_releases", "per_operator", "per_hour", "PER_OPERATOR_COLUMNS", "run_info", "compute_metrics",
     "flatten_metrics", "metric_keys", "get_metric", "metric_docs_markdown", "Analysis", "analyse", "default_label",
-    "METRIC_DOCS", "documented_keys", "FAIRNESS_DISTRIBUTIONS", "pool", "Pair", "relative_difference",
+    "METRIC_DOCS", "documented_keys", "FAIRNESS_DISTRIBUTIONS", "pool", "ci_half_width", "CONFIDENCE", "Pair", "relative_difference",
 ]

@@ -181,6 +181,8 @@ class Analysis:
     #: the seeds.  Empty for a single run.
     spread: dict[str, Any] | None = None
     seeds: tuple[int, ...] = ()
+    #: ... and the half-width of each mean's 95 % confidence interval (Student t over the seeds)
+    interval: dict[str, Any] | None = None
 
     @property
     def queue(self) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Several seeds of one policy shown as one column: means ± std of metrics, pooled tables.
+"""Several seeds of one policy shown as one column: means with confidence intervals, pooled tables.
 
 Why: one seed of a stochastic simulation is one sample; ``chatlab compare --seeds 1-5``
 runs every policy on every seed and the reader wants one column per policy.  Every run is
@@ -10,6 +10,9 @@ still analysed (and saved) on its own; this module only combines finished analys
   ``None``; the seeds are in :attr:`Analysis.seeds`).  ``None`` values (e.g. no p99 in a
   seed) are left out of the mean; all-``None`` stays ``None``.
 * ``spread``: the population std over seeds of the same leaves (``None`` if not numeric).
+* ``interval``: the half-width of the 95 % confidence interval of each mean, Student t:
+  ``t(0.975, n - 1) * s / sqrt(n)`` with ``s`` the sample std (``ddof = 1``) of the n seeds
+  that have a value (``None`` below two).
 * ``per_operator``: counts and online time summed over seeds, shares and per-hour rates
   recomputed from the sums (so the Lorenz curve is that of the pooled counts).
 * ``waits``: all seeds' waits together (the CDF of the pooled sample).
@@ -43,10 +46,32 @@ def _combine(values: Sequence[Any], how: str) -> Any:
     numbers = [float(v) for v in values if _is_number(v) and math.isfinite(float(v))]
     if numbers and all(v is None or _is_number(v) for v in values):
         arr = np.asarray(numbers)
+        if how == "ci":
+            return ci_half_width(arr)
         return float(arr.mean()) if how == "mean" else float(arr.std(ddof=0))
-    if how == "std":
+    if how in ("std", "ci"):
         return None
     return first if all(v == first for v in values) else None
+
+
+#: the confidence level of every interval the lab reports
+CONFIDENCE = 0.95
+
+
+def ci_half_width(values: Any, confidence: float = CONFIDENCE) -> float | None:
+    """Half-width of the Student-t confidence interval of the mean of ``values`` (None below 2)."""
+    from scipy import stats
+
+    arr = np.asarray(values, dtype=float)
+    if arr.size < 2:
+        return None
+    sd = float(arr.std(ddof=1))
+    return float(stats.t.ppf(0.5 + confidence / 2, arr.size - 1) * sd / math.sqrt(arr.size))
+
+
+def ci_metrics(metrics: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The 95 % confidence half-width of every numeric metric's mean over seeds (``None`` elsewhere)."""
+    return _combine(list(metrics), "ci")
 
 
 def mean_metrics(metrics: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -107,5 +132,6 @@ def pool(label: str, runs: Sequence[Analysis]) -> Analysis:
         waits=pd.concat([r.waits for r in runs], ignore_index=True),
         state_counts=mean_state_counts([r.state_counts for r in runs]),
         spread=std_metrics(metrics),
+        interval=ci_metrics(metrics),
         seeds=tuple(int(r.metrics["run"]["seed"]) if r.metrics["run"]["seed"] is not None else -1 for r in runs),
     )

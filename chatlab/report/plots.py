@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from chatlab.metrics import ALL_STATES, OPEN_STATES, Analysis, gini, lorenz_curve, wait_cdf
+from chatlab.metrics import ALL_STATES, OPEN_STATES, Analysis, ci_half_width, gini, lorenz_curve, wait_cdf
 
 #: File name -> plotting function, in the order reports show them.
 PLOT_FILES: dict[str, str] = {
@@ -238,7 +238,8 @@ def write_plots(runs: Sequence[Analysis], out_dir: Path) -> list[Path]:
 
 def plot_sweep(table: pd.DataFrame, path: Path, *, x: str, metrics: Sequence[tuple[str, str]],
                group: str = "policy", title: str = "Sweep") -> Path:
-    """Mean ± std over seeds of a few metrics against the swept parameter, one line per group.
+    """Mean ± 95 % confidence interval over seeds of a few metrics against the swept parameter,
+    one line per group (the interval bars: Student t half-widths, :func:`chatlab.metrics.pooling.ci_half_width`).
 
     ``table`` has one row per run with columns ``x``, ``group`` and the metric columns;
     ``metrics`` pairs a column with its axis label (with units).
@@ -251,9 +252,11 @@ def plot_sweep(table: pd.DataFrame, path: Path, *, x: str, metrics: Sequence[tup
     for ax, (column, ylabel) in zip(axes, metrics):
         for name, part in table.groupby(group, sort=False):
             values = pd.to_numeric(part[column], errors="coerce")
-            stats = values.groupby(part[x]).agg(["mean", "std"]).reindex(xs)
+            grouped = values.groupby(part[x])
+            means = grouped.mean().reindex(xs)
+            half = grouped.agg(lambda v: ci_half_width(v.dropna()) or 0.0).reindex(xs)
             pos = np.arange(len(xs)) if categorical else np.asarray(xs, dtype=float)
-            ax.errorbar(pos, stats["mean"], yerr=stats["std"].fillna(0.0), marker="o", capsize=3, label=str(name))
+            ax.errorbar(pos, means, yerr=half.fillna(0.0), marker="o", capsize=3, label=str(name))
         if categorical:
             ax.set_xticks(np.arange(len(xs)), [str(v) for v in xs], rotation=20, ha="right")
         elif len(xs) <= 12:
@@ -263,5 +266,5 @@ def plot_sweep(table: pd.DataFrame, path: Path, *, x: str, metrics: Sequence[tup
         ax.set_title(ylabel.split(" (")[0])
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize="small")
-    fig.suptitle(f"{title} (mean ± std over seeds)")
+    fig.suptitle(f"{title} (mean ± 95 % CI over seeds)")
     return _save(fig, path)

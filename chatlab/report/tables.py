@@ -1,7 +1,7 @@
 """The key-metrics table of one or more runs: which metrics, in which order, formatted how.
 
 One row per metric (:data:`SUMMARY_ROWS`; the terminal shows :data:`TERMINAL_ROWS`), one
-column per run; a run pooled over seeds shows ``mean ± std``.  The cells are strings, so the
+column per run; a run pooled over seeds shows ``mean ± 95 % CI half-width``.  The cells are strings, so the
 same table goes to the terminal (:func:`text_table`), Markdown and HTML.
 """
 
@@ -87,7 +87,7 @@ def format_value(value: Any, fmt: str) -> str:
 
 
 def format_spread(mean: Any, std: Any, fmt: str) -> str:
-    """A cell of a multi-seed table: ``mean ± std`` (counts get one decimal when not whole)."""
+    """A cell of a multi-seed table: ``mean ± half-width`` (counts get one decimal when not whole)."""
     if fmt == "d" and mean is not None and float(mean) != int(float(mean)):
         fmt = "1"
     text = format_value(mean, fmt)
@@ -99,7 +99,8 @@ def format_spread(mean: Any, std: Any, fmt: str) -> str:
 def summary_table(runs: Sequence[Analysis], rows: Sequence[tuple[str, str, str]] = SUMMARY_ROWS) -> pd.DataFrame:
     """Key metrics as formatted strings: one row per metric, one column per run.
 
-    A run pooled over seeds (``run.spread`` set) shows ``mean ± std`` and its seeds.
+    A run pooled over seeds (``run.interval`` set) shows ``mean ± the 95 % confidence interval's
+    half-width`` (Student t over the seeds) and its seeds.
     """
     data = {}
     for run in runs:
@@ -112,12 +113,12 @@ def summary_table(runs: Sequence[Analysis], rows: Sequence[tuple[str, str, str]]
                 continue
             if key == "run.seed" and run.seeds:
                 col.append(",".join(map(str, run.seeds)))
-            elif run.spread is not None:
+            elif run.interval is not None:
                 try:
-                    std = get_metric(run.spread, key)
+                    half = get_metric(run.interval, key)
                 except KeyError:
-                    std = None
-                col.append(format_spread(value, std, fmt))
+                    half = None
+                col.append(format_spread(value, half, fmt))
             else:
                 col.append(format_value(value, fmt))
         data[run.label] = col

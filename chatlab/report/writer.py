@@ -19,9 +19,13 @@ A **comparison report** (``chatlab compare``) has the same top-level files for a
 by side (``metrics.json`` is ``{"schema_version", "kind": "comparison", "labels", "subdirs",
 "runs": {label: metrics}}``, CSVs gain a ``label`` column) and one run report per run in a
 sub-directory named after its label (without plots, to keep compare fast).  With several
-seeds per label (``compare --seeds``) the columns are means ± std over seeds, ``runs`` holds
-the means, ``std`` the spreads, ``seeds`` and ``per_seed`` every seed's metrics, and the
+seeds per label (``compare --seeds``) the columns are means ± the half-width of their 95 %
+confidence interval (Student t over the seeds), ``runs`` holds the means, ``std`` the
+population std, ``ci95`` the half-widths, ``seeds`` and ``per_seed`` every seed's metrics, and the
 sub-directories are ``<label>-seed<N>``.
+
+A comparison with ``--baseline P`` also holds ``paired.json`` and the "Paired differences vs P"
+section (:mod:`chatlab.report.paired`).
 
 A **calibration report** (``chatlab calibrate --report``) is a comparison of the ``observed``
 history and the ``calibrated`` scenario's seeds plus ``calibration.json`` and ``scenario.toml``
@@ -45,7 +49,7 @@ from typing import Any
 import pandas as pd
 
 from chatlab.metrics import DEFAULT_SERVICE_LEVEL_T, Analysis, Pair, flatten_metrics, pool
-from chatlab.report import calibration, loadtest_section, sections, sim_vs_db
+from chatlab.report import calibration, loadtest_section, paired, sections, sim_vs_db
 from chatlab.report.document import Document, Section, write_document
 from chatlab.report.files import LOG_NAMES, RUN_SIDECAR, ReportError, load_runs, save_log
 from chatlab.report.plots import PLOT_FILES, write_plots
@@ -111,7 +115,7 @@ def write_comparison_report(runs: Sequence[Analysis], out_dir: Path, *, title: s
     """Write a side-by-side report of several runs (plus one sub-report each); return the dir.
 
     Runs sharing a label are seeds of one policy: the tables and plots show one column per
-    label (mean ± std over its seeds, see :mod:`chatlab.metrics.pooling`), ``metrics.json`` gains
+    label (mean ± 95 % CI over its seeds, see :mod:`chatlab.metrics.pooling`), ``metrics.json`` gains
     ``seeds``, ``std`` and ``per_seed``, and each seed gets its own sub-report.  ``extra``
     sections come right after the header.
     """
@@ -133,6 +137,7 @@ def write_comparison_report(runs: Sequence[Analysis], out_dir: Path, *, title: s
     if multi:
         meta["seeds"] = {label: [m.metrics["run"]["seed"] for m in g] for label, g in groups.items()}
         meta["std"] = {r.label: r.spread for r in shown if r.spread is not None}
+        meta["ci95"] = {r.label: r.interval for r in shown if r.interval is not None}
         meta["per_seed"] = {label: {str(m.metrics["run"]["seed"]): m.metrics for m in g} for label, g in groups.items()}
     _json_dump(meta, out_dir / "metrics.json")
     pd.DataFrame([{"label": r.label, **flatten_metrics(r.metrics)} for r in runs]).to_csv(out_dir / "metrics.csv", index=False)
@@ -143,7 +148,7 @@ def write_comparison_report(runs: Sequence[Analysis], out_dir: Path, *, title: s
     title = title or f"Policy comparison: {scenario or 'event logs'}"
     if multi:
         seeds = sorted({s for g in groups.values() for s in (m.metrics["run"]["seed"] for m in g) if s is not None})
-        title += f" (mean ± std over seeds {', '.join(map(str, seeds))})"
+        title += f" (mean ± 95 % CI over seeds {', '.join(map(str, seeds))})"
     write_document(Document(title, sections.run_facts(shown), sections.present(
         *extra, sections.key_metrics(shown), *sections.floor(shown), sections.run_links(subdirs),
         sections.plots(images))), out_dir)
@@ -190,7 +195,11 @@ def rebuild(source: Path, out_dir: Path, *, service_level_t: float = DEFAULT_SER
     saved = sim_vs_db.read_saved(home) if source.is_dir() else None
     results = loadtest_section.read_results(home)
     calibrated = calibration.read_saved(home) if source.is_dir() else None
-    if calibrated is not None:
+    differences = paired.read_saved(home) if source.is_dir() else None
+    if differences is not None:
+        write_comparison_report(runs, out_dir, extra=[paired.section(differences)])
+        paired.write_file(differences, out_dir)
+    elif calibrated is not None:
         write_calibration_report(runs, out_dir, calibrated, (home / calibration.FILE_SCENARIO).read_text())
     elif saved is not None:
         write_sim_vs_db_report(sim_vs_db.pairs_of(runs), out_dir, scenario=str(saved.get("scenario")),
