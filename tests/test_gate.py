@@ -182,3 +182,13 @@ def test_gate_on_an_event_log_read_from_postgresql(db, tmp_path: Path, policy: s
         assert "repeat_rate = 66.67%" in res.stdout and "premature_rate = 33.33%" in res.stdout
     else:
         assert res.stdout.count("PASS ") == 3 and res.stdout.strip().endswith("gate PASSED")
+
+
+def test_a_comparison_written_over_an_older_one_is_gated_on_its_own_runs_only(tmp_path: Path) -> None:
+    """The older comparison's run directories stay on disk, but metrics.json names this one's runs."""
+    write_comparison_report([M.analyse(legacy_like()), M.analyse(fixed_like())], tmp_path / "c")
+    write_comparison_report([M.analyse(fixed_like())], tmp_path / "c")
+    assert (tmp_path / "c" / "legacy").is_dir()  # the leftover
+    proc = chatlab("gate", str(tmp_path / "c"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "legacy" not in proc.stdout and "exclude_last" in proc.stdout

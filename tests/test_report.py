@@ -234,6 +234,30 @@ def test_notebook_runs_on_a_saved_comparison(tmp_path: Path, monkeypatch: pytest
     assert ns["fairness"].loc["Jain (per online h)", "exclude_last"] == pytest.approx(1.0)
 
 
+def test_notebook_pools_the_seeds_of_a_comparison_and_finds_a_relative_report_dir(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A multi-seed comparison is one column per policy (means, with intervals), not its last seed; a
+    relative CHATLAB_REPORT_DIR is the repository's (the kernel runs in notebooks/)."""
+    from sim.model import run_simulation
+    from sim.scenario import load_scenario
+
+    sc = load_scenario("baseline").with_overrides({"duration": 900.0})
+    runs = [M.analyse(run_simulation(sc, p, seed=s), label=p) for p in ("legacy", "exclude_last") for s in (1, 2, 3)]
+    where = Path(__file__).resolve().parents[1] / "reports" / f"_notebook_test_{tmp_path.name}"
+    try:
+        write_comparison_report(runs, where)
+        ns = run_notebook(monkeypatch, {"CHATLAB_REPORT_DIR": f"reports/{where.name}"}, tmp_path)
+        assert ns["labels"] == ["legacy", "exclude_last"]
+        legacy = ns["runs"][0]
+        assert legacy.seeds == (1, 2, 3) and legacy.interval is not None
+        expected = sum(r.metrics["assignment"]["repeat"] for r in runs[:3]) / 3
+        assert ns["bug"].loc["legacy", "repeat"] == pytest.approx(expected)
+    finally:
+        import shutil
+
+        shutil.rmtree(where, ignore_errors=True)
+
+
 def test_notebook_runs_its_own_small_simulation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ns = run_notebook(monkeypatch, {"CHATLAB_SCENARIO": "baseline", "CHATLAB_POLICIES": "legacy,exclude_last",
                                     "CHATLAB_SEED": "3", "CHATLAB_DURATION": "900"}, tmp_path)

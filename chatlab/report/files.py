@@ -45,6 +45,9 @@ def find_logs(path: Path) -> list[Path]:
             order = []
     found: list[Path] = []
     subdirs = sorted((p for p in path.iterdir() if p.is_dir()), key=lambda p: (order.index(p.name) if p.name in order else len(order), p.name))
+    if order and any(p.name in order for p in subdirs):
+        # a comparison names its runs: an older comparison's leftovers in the same directory are not its runs
+        subdirs = [p for p in subdirs if p.name in order]
     for sub in subdirs:
         for name in LOG_NAMES:
             if (sub / name).is_file():
