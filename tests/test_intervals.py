@@ -11,6 +11,7 @@ outcome is reproducible).  Starting empty biases a 10,000 s run's mean wait by w
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -102,3 +103,28 @@ def test_compare_baseline_writes_the_paired_section_and_rebuilds_it(tmp_path: Pa
                        "--out", str(tmp_path / "bad"))
         assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
         assert not (tmp_path / "bad").exists()
+
+
+def test_precision_adds_seeds_until_the_intervals_are_narrow_or_max_seeds(tmp_path: Path) -> None:
+    from chatlab.replications.precision import widest
+
+    proc = chatlab("compare", "mm_c", "--policies", "exclude_last,round_robin", "--duration", "10000",
+                   "--precision", "0.2", "--jobs", "2", "--no-progress", "--out", str(tmp_path / "loose"))
+    assert proc.returncode == 0, proc.stderr
+    assert "precision ±20 % reached with" in proc.stdout
+    meta = json.loads((tmp_path / "loose" / "metrics.json").read_text())
+    n = len(meta["seeds"]["round_robin"])
+    assert 3 < n < 50 and meta["seeds"]["exclude_last"] == meta["seeds"]["round_robin"] == list(range(1, n + 1))
+    for label in ("exclude_last", "round_robin"):
+        assert meta["ci95"][label]["wait"]["mean_s"] <= 0.2 * meta["runs"][label]["wait"]["mean_s"]
+    proc = chatlab("compare", "baseline", "--policies", "legacy,exclude_last", "--duration", "3600",
+                   "--precision", "0.001", "--max-seeds", "4", "--jobs", "2", "--no-progress",
+                   "--out", str(tmp_path / "tight"))
+    assert proc.returncode == 0, proc.stderr
+    assert "precision ±0.1 % NOT reached with 4 seeds" in proc.stdout
+    assert widest([]) is None
+    for args, message in ((("--precision", "2"), "--precision: expected a fraction"),
+                          (("--precision", "0.1", "--seeds", "1"), "--precision: start from at least 2 seeds"),
+                          (("--max-seeds", "1"), "--max-seeds: expected 2..10000")):
+        proc = chatlab("compare", "baseline", *args, "--no-progress", "--out", str(tmp_path / "bad"))
+        assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
