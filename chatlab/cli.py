@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "compare": "Simulate one scenario under several policies side by side.",
     "sweep": "Simulate a scenario over a grid of parameters, seeds and policies.",
     "gate": "Exit 1 if a run breaks a bound (repeat rate, p99 wait, Jain index): for CI.",
+    "staff": "The fewest operators per interval that meet a service level: Erlang A, then simulated.",
     "bugs": "Reproduce real products' reported routing bugs with buggy variants; show the lab is free of them.",
     "db": "Manage the PostgreSQL server and schema: up, migrate, verify, status, url, down, export.",
     "loadtest": "Run the Locust suite against the real database for a scenario.",

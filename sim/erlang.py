@@ -120,3 +120,84 @@ def mmc_from_scenario(scenario: object) -> MMc:
     if arrivals.kind != "poisson":
         raise QueueingError(f"Erlang C needs Poisson arrivals; scenario {scenario.name!r} has {arrivals.kind!r}")  # type: ignore[attr-defined]
     return MMc(lam=arrivals.rate * arrivals.scale, mu=1.0 / ops.handle_time.mean, c=ops.count)
+
+
+@dataclass(frozen=True)
+class MMcM:
+    """Erlang A, the M/M/c+M queue: :class:`MMc` plus exponential patience (rate ``theta`` = 1 / mean patience).
+
+    A waiting customer abandons at rate ``theta``, so the queue is stable at any load.  The
+    state is the number in system, a birth-death chain (birth ``lam``, death ``min(n, c) mu +
+    max(n - c, 0) theta``), solved in log space and truncated where the tail is below 1e-15.
+    An arrival (PASTA: it sees the stationary state) finding ``k`` customers queued ahead is
+    served within ``t`` when its ``k + 1`` queue departures (each at rate ``c mu + j theta``,
+    ``j`` ahead) come before its own patience runs out: ``P`` from one sparse matrix
+    exponential (``scipy.sparse.linalg.expm_multiply``) over all ``k`` at once.
+    ``theta = 0`` is Erlang C (closed form: :class:`MMc`).
+    """
+
+    lam: float
+    mu: float
+    c: int
+    theta: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.lam) and self.lam > 0 and math.isfinite(self.mu) and self.mu > 0):
+            raise QueueingError(f"rates must be finite numbers > 0, got lam={self.lam!r}, mu={self.mu!r}")
+        _check(self.c, self.lam / self.mu)
+        if not (math.isfinite(self.theta) and self.theta > 0):
+            raise QueueingError(f"abandonment rate theta must be a finite number > 0 (1 / mean patience), "
+                                f"got {self.theta!r}; with no abandonment use MMc (Erlang C)")
+
+    def _pi(self):  # noqa: ANN202 - numpy array of the stationary distribution
+        import numpy as np
+
+        logs = [0.0]
+        n = 0
+        while True:
+            n += 1
+            death = min(n, self.c) * self.mu + max(n - self.c, 0) * self.theta
+            logs.append(logs[-1] + math.log(self.lam) - math.log(death))
+            if n > self.c and logs[-1] - max(logs) < math.log(1e-15) or n > self.c + 200_000:
+                break
+        arr = np.exp(np.asarray(logs) - max(logs))
+        return arr / arr.sum()
+
+    @property
+    def p_wait(self) -> float:
+        """Probability that an arrival finds every operator busy."""
+        return float(self._pi()[self.c:].sum())
+
+    @property
+    def p_abandon(self) -> float:
+        """Share of arrivals that give up: abandonment flow / arrival flow."""
+        import numpy as np
+
+        pi = self._pi()
+        queued = np.maximum(np.arange(len(pi)) - self.c, 0)
+        return float((pi * queued).sum() * self.theta / self.lam)
+
+    def service_level(self, t: float) -> float:
+        """Share of all arrivals assigned within ``t`` seconds (an abandoned one never is)."""
+        import numpy as np
+        from scipy.sparse import csc_matrix
+        from scipy.sparse.linalg import expm_multiply
+
+        if not (t >= 0):
+            raise QueueingError(f"service-level threshold must be >= 0 seconds, got {t!r}")
+        pi = self._pi()
+        k = len(pi) - self.c  # customers an arrival may find queued ahead: 0 .. k-1
+        if k <= 0:
+            return 1.0
+        # states 0..k-1 = queued ahead, k = served (absorbing); the arrival's own abandonment (rate
+        # theta from every state) leaves the chain, so the rows of the generator sum to -theta
+        ahead = np.arange(k, dtype=float)
+        rate_on = self.c * self.mu + ahead * self.theta  # the queue's front moves on (a service or an abandonment)
+        rows = np.concatenate([np.arange(k), np.arange(1, k), [0]])
+        cols = np.concatenate([np.arange(k), np.arange(0, k - 1), [k]])
+        vals = np.concatenate([-(rate_on + self.theta), rate_on[1:], [rate_on[0]]])
+        gen = csc_matrix((vals, (rows, cols)), shape=(k + 1, k + 1))
+        served = np.zeros(k + 1)
+        served[k] = 1.0
+        within = expm_multiply(gen * t, served)  # P(served by t | start state)
+        return float(pi[: self.c].sum() + (pi[self.c:] * within[:k]).sum())

@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "chatlab.report": 3,
     "chatlab.gate": 3,
     "chatlab.bugs": 3,
+    "chatlab.staffing": 3,
     "chatlab.commands": 4,
     "chatlab.cli": 4,
 }
