@@ -27,6 +27,7 @@ PLOT_FILES: dict[str, str] = {
     "queue_length": "queue_length.png",
     "state_occupancy": "state_occupancy.png",
     "repeat_assignments": "repeat_assignments.png",
+    "key_metrics": "key_metrics.png",
 }
 
 _STATE_COLOURS = {
@@ -228,12 +229,58 @@ PLOTTERS: dict[str, Callable[[Sequence[Analysis], Path], Path]] = {
     "queue_length": plot_queue_length,
     "state_occupancy": plot_state_occupancy,
     "repeat_assignments": plot_repeat_assignments,
+    "key_metrics": None,  # set below (defined after this table's users)
 }
 
 
 def write_plots(runs: Sequence[Analysis], out_dir: Path) -> list[Path]:
     """Write every report plot for these runs into ``out_dir``; return the paths."""
     return [PLOTTERS[name](runs, Path(out_dir) / filename) for name, filename in PLOT_FILES.items()]
+
+
+#: (metric key, panel title with unit, scale factor) of the key-metrics figure
+KEY_PANELS: tuple[tuple[str, str, float], ...] = (
+    ("wait.mean_s", "mean wait (s)", 1.0), ("wait.p90_s", "p90 wait (s)", 1.0),
+    ("assignment.repeat_rate", "repeat rate (%)", 100.0),
+    ("fairness.assignments_per_online_hour.jain", "Jain, assignments per online h", 1.0),
+)
+
+
+def plot_key_metrics(runs: Sequence[Analysis], path: Path) -> Path:
+    """A bar per run for a few key metrics; a run pooled over seeds gets its 95 % confidence interval
+    as an error bar (so two policies are told apart by more than their means)."""
+    from chatlab.metrics import get_metric
+
+    fig = _figure(3.2 * len(KEY_PANELS), 4.2)
+    axes = fig.subplots(1, len(KEY_PANELS), squeeze=False)[0]
+    labels = [r.label for r in runs]
+    pos = np.arange(len(runs))
+    for ax, (key, title, scale) in zip(axes, KEY_PANELS):
+        means, halves = [], []
+        for run in runs:
+            try:
+                value = get_metric(run.metrics, key)
+            except KeyError:
+                value = None
+            half = None
+            if run.interval is not None:
+                try:
+                    half = get_metric(run.interval, key)
+                except KeyError:
+                    half = None
+            means.append(np.nan if value is None else float(value) * scale)
+            halves.append(0.0 if half is None else float(half) * scale)
+        ax.bar(pos, means, yerr=halves if any(halves) else None, capsize=4, color="#1f77b4", alpha=0.8)
+        ax.set_xticks(pos, labels, rotation=30 if len(runs) > 3 else 0, ha="right" if len(runs) > 3 else "center",
+                      fontsize="small")
+        ax.set_title(title, fontsize="medium")
+        ax.grid(axis="y", alpha=0.3)
+    several = any(r.interval is not None for r in runs)
+    fig.suptitle("Key metrics" + _title_suffix(runs) + (" (mean ± 95 % CI over seeds)" if several else ""))
+    return _save(fig, path)
+
+
+PLOTTERS["key_metrics"] = plot_key_metrics
 
 
 def plot_sweep(table: pd.DataFrame, path: Path, *, x: str, metrics: Sequence[tuple[str, str]],
