@@ -70,3 +70,34 @@ def test_table_and_report_files(tmp_path: Path) -> None:
     assert len(pd.read_csv(out / "sim_vs_real.csv")) == 2 * len(raw)
     # the per-run sub-reports of chatlab.report are there too
     assert (out / "metrics.json").exists() and len([p for p in out.iterdir() if p.is_dir()]) == 4
+
+
+def test_replicated_sides_get_noise_bands_and_only_real_differences_are_flagged(tmp_path: Path) -> None:
+    """Seeds of each side pooled: the p50 wait differs by far more than the noise (5 s vs 10 s, spreads of
+    0.1 s): flagged; the repeat rate is equal on both sides: not flagged."""
+    from chatlab.metrics import pool
+
+    def side(source: str, base: float, label: str) -> object:
+        runs = []
+        for k, jitter in enumerate((-0.1, 0.0, 0.1)):
+            log = _log(repeat=True, source=source, wait=base + jitter)
+            log.attrs["seed"] = k + 1
+            runs.append(analyse(log, label=label))
+        return runs
+
+    sims, dbs = side("sim", 5.0, "sim:legacy"), side("loadtest", 10.0, "db:legacy")
+    pair = Pair("legacy", pool("sim:legacy", sims), pool("db:legacy", dbs))
+    rows = {r["key"]: r for r in pair.rows(["wait.p50_s", "assignment.repeat_rate"])}
+    assert rows["wait.p50_s"]["beyond_noise"] is True and rows["wait.p50_s"]["noise"] > 0
+    assert rows["assignment.repeat_rate"]["beyond_noise"] is False
+    shown = display_table(pair)
+    assert shown.loc["p50 wait (s)", "relative difference"].endswith(" *")
+    assert " ± " in shown.loc["p50 wait (s)", "simulation"]
+    out = write_sim_vs_db_report([pair], tmp_path / "rep", scenario="hand", runs=[*sims, *dbs])
+    assert "beyond the noise" in (out / "summary.md").read_text()
+    saved = json.loads((out / "sim_vs_real.json").read_text())
+    assert saved["policies"]["legacy"]["wait.p50_s"]["beyond_noise"] is True
+    from chatlab.report import rebuild
+
+    rebuild(out, tmp_path / "again")
+    assert (tmp_path / "again" / "summary.md").read_bytes() == (out / "summary.md").read_bytes()

@@ -195,3 +195,19 @@ def test_cli_user_mistake_is_one_line_exit_2(scenario_file: Path, capsys: pytest
     assert main(["loadtest", str(scenario_file), "--time-scale", "-1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("chatlab loadtest: error:") and "--time-scale" in err and "\n" not in err
+
+
+def test_compare_real_replicates_both_sides_over_seeds(pg_uri: str, scenario_file: Path, tmp_path: Path) -> None:
+    """``--seeds 1-2``: a simulation and a load test per seed, each side pooled with its interval."""
+    from chatlab.cli import main
+
+    out = tmp_path / "cr2"
+    code = main(["compare-real", str(scenario_file), "--policies", "exclude_last", "--seeds", "1-2", "--run-time", "4",
+                 "--out", str(out), "--users", str(USERS), "--database-url", pg_uri, "--no-progress"])
+    assert code == 0
+    row = json.loads((out / "sim_vs_real.json").read_text())["policies"]["exclude_last"]["counts.assignments"]
+    assert row["simulation_ci95"] is not None and row["load_test_ci95"] is not None and row["noise"] is not None
+    meta = json.loads((out / "metrics.json").read_text())
+    assert meta["seeds"] == {"sim:exclude_last": [1, 2], "db:exclude_last": [1, 2]}
+    assert (out / "locust" / "exclude_last" / "seed2" / "loadtest.json").is_file()
+    assert main(["compare-real", str(scenario_file), "--seeds", "1-2", "--seed", "3", "--out", str(tmp_path / "x")]) == 2

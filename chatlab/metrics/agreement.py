@@ -42,19 +42,38 @@ def _metric(run: Analysis, key: str) -> Any:
         return None
 
 
+def _half(run: Analysis, key: str) -> float | None:
+    if run.interval is None:
+        return None
+    try:
+        return _number(get_metric(run.interval, key))
+    except KeyError:
+        return None
+
+
 @dataclass(frozen=True)
 class Pair:
-    """One policy run both ways on the same scenario."""
+    """One policy run both ways on the same scenario (each side possibly pooled over seeds:
+    :func:`chatlab.metrics.pool`, whose ``interval`` is each mean's 95 % half-width)."""
 
     policy: str
     simulation: Analysis
     load_test: Analysis
 
     def rows(self, keys: Sequence[str]) -> list[dict[str, Any]]:
-        """One dict per metric key: the policy, both values and their relative difference."""
+        """One dict per metric key: the policy, both values, their relative difference and — when both
+        sides were replicated — the noise band of the difference and whether it is beyond it.
+
+        Noise: the two means' half-widths combine as ``sqrt(h_sim^2 + h_db^2)`` (independent
+        sides); a difference larger than that is *beyond the noise* (about a 95 % test)."""
         out = []
         for key in keys:
             sim, real = _metric(self.simulation, key), _metric(self.load_test, key)
+            hs, hd = _half(self.simulation, key), _half(self.load_test, key)
+            band = None if hs is None or hd is None else (hs ** 2 + hd ** 2) ** 0.5
+            a, b = _number(sim), _number(real)
+            beyond = None if band is None or a is None or b is None else bool(abs(b - a) > band)
             out.append({"policy": self.policy, "key": key, "simulation": sim, "load_test": real,
-                        "relative_difference": relative_difference(sim, real)})
+                        "relative_difference": relative_difference(sim, real), "simulation_ci95": hs,
+                        "load_test_ci95": hd, "noise": band, "beyond_noise": beyond})
         return out

@@ -19,7 +19,7 @@ import pandas as pd
 from chatlab.metrics import Analysis, Pair, jsonable
 from chatlab.report.document import Bullets, Section, Table, Text
 from chatlab.report.files import ReportError
-from chatlab.report.tables import SUMMARY_ROWS, format_value, text_table
+from chatlab.report.tables import SUMMARY_ROWS, format_spread, format_value, text_table
 
 FILE_JSON, FILE_CSV = "sim_vs_real.json", "sim_vs_real.csv"
 SIM_PREFIX, DB_PREFIX = "sim:", "db:"
@@ -42,17 +42,27 @@ def raw_table(pairs: Sequence[Pair]) -> pd.DataFrame:
     labels = {k: label for k, label, _ in COMPARED}
     rows = [{"policy": r["policy"], "metric": labels[r["key"]], **{k: v for k, v in r.items() if k != "policy"}}
             for p in pairs for r in p.rows(_KEYS)]
-    return pd.DataFrame(rows, columns=["policy", "metric", "key", "simulation", "load_test", "relative_difference"])
+    return pd.DataFrame(rows, columns=["policy", "metric", "key", "simulation", "load_test", "relative_difference",
+                                       "simulation_ci95", "load_test_ci95", "noise", "beyond_noise"])
 
 
 def display_table(pair: Pair) -> pd.DataFrame:
     """One pair formatted for humans: metric | simulation | load test | relative difference."""
     rows = pair.rows(_KEYS)
+
+    def side(r: dict, which: str, fmt: str) -> str:
+        return format_spread(r[which], r[f"{which}_ci95"], fmt) if r[f"{which}_ci95"] is not None \
+            else format_value(r[which], fmt)
+
+    def rel(r: dict) -> str:
+        if r["relative_difference"] is None:
+            return "-"
+        return f"{100 * r['relative_difference']:+.1f}%" + (" *" if r["beyond_noise"] else "")
+
     frame = pd.DataFrame({
-        "simulation": [format_value(r["simulation"], fmt) for r, (_, _, fmt) in zip(rows, COMPARED)],
-        "load test": [format_value(r["load_test"], fmt) for r, (_, _, fmt) in zip(rows, COMPARED)],
-        "relative difference": ["-" if r["relative_difference"] is None else f"{100 * r['relative_difference']:+.1f}%"
-                                for r in rows],
+        "simulation": [side(r, "simulation", fmt) for r, (_, _, fmt) in zip(rows, COMPARED)],
+        "load test": [side(r, "load_test", fmt) for r, (_, _, fmt) in zip(rows, COMPARED)],
+        "relative difference": [rel(r) for r in rows],
     }, index=[label for _, label, _ in COMPARED])
     frame.index.name = pair.policy
     return frame
@@ -65,9 +75,14 @@ def text_summary(pairs: Sequence[Pair]) -> str:
 
 def section(pairs: Sequence[Pair], notes: Sequence[str]) -> list[Section]:
     """The overview section and one sub-section per policy."""
+    replicated = any(r["noise"] is not None for p in pairs for r in p.rows(_KEYS))
+    noise = (" Both sides were replicated over seeds: each value is the mean ± its 95 % confidence interval, and "
+             "`*` marks a difference beyond the noise (larger than the two half-widths combined, "
+             "sqrt(h_sim² + h_db²))." if replicated else
+             " One seed per side: no noise band (run with `--seeds 1-3` to replicate both sides).")
     head = Section("Simulation vs load test", (
         Text("Same scenario and duration; the load test ran the real SQL functions under Locust. "
-             "Relative difference = (load test - simulation) / |simulation|; `-` where undefined."),
+             "Relative difference = (load test - simulation) / |simulation|; `-` where undefined." + noise),
         *((Bullets(tuple(notes)),) if notes else ())))
     return [head] + [Section(p.policy, (Table(display_table(p)),), level=3) for p in pairs]
 
@@ -78,13 +93,22 @@ def write_files(pairs: Sequence[Pair], out_dir: Path, *, scenario: str, notes: S
     (out_dir / FILE_JSON).write_text(json.dumps(
         {"scenario": scenario, "definition": "relative_difference = (load_test - simulation) / |simulation|",
          "notes": list(notes),
-         "policies": {p.policy: {r["key"]: {k: jsonable(r[k]) for k in ("simulation", "load_test", "relative_difference")}
+         "policies": {p.policy: {r["key"]: {k: jsonable(r[k]) for k in ("simulation", "load_test", "relative_difference",
+                                                                       "simulation_ci95", "load_test_ci95", "noise",
+                                                                       "beyond_noise")}
                                  for r in p.rows(_KEYS)} for p in pairs}},
         indent=2, allow_nan=False) + "\n")
 
 
 def pairs_of(runs: Sequence[Analysis]) -> list[Pair]:
-    """The (simulation, load test) pairs among runs labelled ``sim:<policy>`` / ``db:<policy>``."""
+    """The (simulation, load test) pairs among runs labelled ``sim:<policy>`` / ``db:<policy>`` (several
+    seeds of a label pooled, with their intervals)."""
+    from chatlab.metrics import pool
+
+    grouped: dict[str, list[Analysis]] = {}
+    for r in runs:
+        grouped.setdefault(r.label, []).append(r)
+    runs = [pool(label, members) for label, members in grouped.items()]
     by_label = {r.label: r for r in runs}
     pairs = []
     for run in runs:

@@ -155,11 +155,12 @@ def write_comparison_report(runs: Sequence[Analysis], out_dir: Path, *, title: s
     return out_dir
 
 
-def write_sim_vs_db_report(pairs: Sequence[Pair], out_dir: Path, *, scenario: str, notes: Sequence[str] = ()) -> Path:
-    """A comparison report of every pair's two runs, led by the simulation-vs-load-test sections,
-    plus ``sim_vs_real.csv`` / ``sim_vs_real.json``."""
+def write_sim_vs_db_report(pairs: Sequence[Pair], out_dir: Path, *, scenario: str, notes: Sequence[str] = (),
+                           runs: Sequence[Analysis] | None = None) -> Path:
+    """A comparison report of every pair's two runs (``runs``: every seed's, when the sides are pooled),
+    led by the simulation-vs-load-test sections, plus ``sim_vs_real.csv`` / ``sim_vs_real.json``."""
     out_dir = Path(out_dir)
-    runs = [run for p in pairs for run in (p.simulation, p.load_test)]
+    runs = list(runs) if runs is not None else [run for p in pairs for run in (p.simulation, p.load_test)]
     write_comparison_report(runs, out_dir, title=f"Simulation vs load test: {scenario}",
                             extra=sim_vs_db.section(pairs, notes))
     sim_vs_db.write_files(pairs, out_dir, scenario=scenario, notes=notes)
@@ -203,7 +204,7 @@ def rebuild(source: Path, out_dir: Path, *, service_level_t: float = DEFAULT_SER
         write_calibration_report(runs, out_dir, calibrated, (home / calibration.FILE_SCENARIO).read_text())
     elif saved is not None:
         write_sim_vs_db_report(sim_vs_db.pairs_of(runs), out_dir, scenario=str(saved.get("scenario")),
-                               notes=list(saved.get("notes", [])))
+                               notes=list(saved.get("notes", [])), runs=runs)
     elif len(runs) == 1 and results is not None:
         write_loadtest_report(runs[0], out_dir, results)
     else:
