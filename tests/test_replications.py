@@ -73,3 +73,16 @@ def test_check_jobs() -> None:
     assert check_jobs(None) >= 1 and check_jobs(3) == 3
     with pytest.raises(ReplicationError):
         check_jobs(0)
+
+
+def test_run_over_several_seeds_is_one_column_with_intervals(tmp_path: Path) -> None:
+    import json
+
+    proc = chatlab("run", "baseline", "--seeds", "1-3", "--duration", "1800", "--jobs", "2", "--no-progress",
+                   "--out", str(tmp_path / "r"))
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert meta["labels"] == ["exclude_last"] and meta["seeds"] == {"exclude_last": [1, 2, 3]}
+    assert meta["ci95"]["exclude_last"]["counts"]["chats"] is not None
+    assert sorted(p.name for p in (tmp_path / "r").iterdir() if p.is_dir()) == [
+        "exclude_last-seed1", "exclude_last-seed2", "exclude_last-seed3"]

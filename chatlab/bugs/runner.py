@@ -72,6 +72,30 @@ def run_sim(bug: Bug, seed: int | None = None) -> Row:
     return Row(bug, "sim", *outcomes)
 
 
+def run_sims(bugs: list[Bug], seed: int | None = None, *, jobs: int | None = None, dask: str | None = None,
+             on_done: Callable[[int, Any], None] | None = None) -> list[Row]:
+    """:func:`run_sim` for many bugs at once, their simulations on every core (``jobs``) or a Dask
+    cluster (:mod:`chatlab.replications`); the same rows as one by one."""
+    from chatlab.replications import Replication, run_replications
+    from sim.scenario import load_scenario
+
+    reps = []
+    for bug in bugs:
+        base = load_scenario(bug.scenario)
+        for policy, overrides in ((bug.variant, bug.variant_overrides), (bug.lab, bug.lab_overrides)):
+            sc = base.with_overrides(overrides) if overrides else base
+            reps.append(Replication(sc, policy, seed, f"{bug.key}:{policy}"))
+    runs = run_replications(reps, jobs=jobs, dask=dask, on_done=on_done)
+    rows = []
+    for k, bug in enumerate(bugs):
+        sides = []
+        for run in runs[2 * k: 2 * k + 2]:
+            value = get_metric(run.metrics, bug.metric)
+            sides.append(Outcome(None if value is None else float(value), run.log))
+        rows.append(Row(bug, "sim", *sides))
+    return rows
+
+
 def run_db(bug: Bug, out_dir: Path, *, seed: int | None = None, database_url: str | None = None,
            on_tick: Callable[[float], None] | None = None) -> Row:
     """The bug on PostgreSQL: a bounded load test of the variant, then of the lab."""

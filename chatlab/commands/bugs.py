@@ -26,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, metavar="N", help="random seed (default: each scenario's)")
     parser.add_argument("--database-url", default=None, metavar="URL",
                         help="PostgreSQL for the database rows (default: $DATABASE_URL, else a temporary embedded server)")
+    common.add_parallel_arguments(parser)
     parser.add_argument("--out", type=Path, default=Path("reports") / "bugs", metavar="DIR",
                         help="where the table goes (default: reports/bugs)")
     common.add_progress_argument(parser)
@@ -104,7 +105,8 @@ def _write(rows: list[Any], out: Path, facts: tuple[tuple[str, str], ...]) -> No
 
 
 def main(args: argparse.Namespace) -> int:
-    from chatlab.bugs import run_db, run_sim
+    from chatlab.bugs import run_db, run_sims
+    from chatlab.replications import check_jobs
     from chatlab.report.tables import text_table
     from sim.scenario import load_scenario
 
@@ -115,14 +117,19 @@ def main(args: argparse.Namespace) -> int:
     if not jobs:
         raise common.UsageError("--sim-only with --only: the chosen bugs run on the database only")
     started = time.monotonic()
-    rows = []
+    check_jobs(args.jobs)
     bar = common.progress_bar(len(jobs), "bugs", disable=args.no_progress, unit="row")
+    # the simulation rows together, on every core (each row is two simulations); then the database rows
+    sim_bugs = [bug for bug, where in jobs if where == "sim"]
+    sim_rows = iter(run_sims(sim_bugs, args.seed, jobs=args.jobs, dask=args.dask,
+                             on_done=lambda i, rep: bar.update(0.5)) if sim_bugs else [])
+    rows = []
     for bug, where in jobs:
-        bar.set_postfix_str(f"{bug.key} ({where})")
         if where == "sim":
-            rows.append(run_sim(bug, args.seed))
-        else:
-            rows.append(run_db(bug, args.out / "runs", seed=args.seed, database_url=args.database_url))
+            rows.append(next(sim_rows))
+            continue
+        bar.set_postfix_str(f"{bug.key} ({where})")
+        rows.append(run_db(bug, args.out / "runs", seed=args.seed, database_url=args.database_url))
         bar.update(1)
     bar.close()
     wall = time.monotonic() - started
