@@ -26,6 +26,8 @@ from sim.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 K = 60
+#: wall seconds: the first hour of the scenario (~700 chats, ~1,300 think and ~2,000 handle times)
+RUN_TIME = 60
 
 
 def chatlab(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -37,8 +39,8 @@ def chatlab(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 def history(pg_uri: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     """(schema, directory) of one load test of steady_floor whose schema is kept."""
     out = tmp_path_factory.mktemp("roundtrip")
-    proc = chatlab("loadtest", "steady_floor", "--time-scale", str(K), "--database-url", pg_uri, "--keep-schema",
-                   "--no-progress", "--out", str(out / "loadtest"))
+    proc = chatlab("loadtest", "steady_floor", "--time-scale", str(K), "--run-time", str(RUN_TIME), "--database-url",
+                   pg_uri, "--keep-schema", "--no-progress", "--out", str(out / "loadtest"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     schema = re.search(r"schema kept: (\w+)", proc.stdout).group(1)
     yield schema, out
