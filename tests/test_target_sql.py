@@ -64,7 +64,10 @@ RELEASE_REASONS = {
 
 
 def sql_files(name: str) -> list[Path]:
-    return sorted((TARGETS_DIR / name).glob("*.sql"), key=lambda p: p.name)
+    """The target's SQL files in the order its target file lists them (the one source of truth)."""
+    from loadtest.target import load_target
+
+    return list(load_target(name).schema_files)
 
 
 class Target:

@@ -80,7 +80,9 @@ def test_compare_real_puts_a_target_beside_the_model_of_its_policy(pg_uri: str, 
 
 
 def _bad(tmp_path: Path, name: str, edit) -> Path:  # noqa: ANN001
-    text = (TARGETS / "seed_fix.toml").read_text().replace('"seed_fix/', f'"{TARGETS}/seed_fix/')
+    text = (TARGETS / "seed_fix.toml").read_text()
+    for folder in ("seed_fix", "seed_prefix"):  # the copy lives elsewhere: its SQL paths made absolute
+        text = text.replace(f'"{folder}/', f'"{TARGETS}/{folder}/')
     path = tmp_path / f"{name}.toml"
     path.write_text(edit(text))
     return path
