@@ -167,7 +167,7 @@ def _write(name: str, seed: int, source: str, origin: pd.Timestamp, end: pd.Time
             "idle duration: not in the tables (no log-ins recorded): the lab's default")
     for g in groups:
         out.array_table("operators.groups")
-        out.comment(f"{len(g.operators)} operator(s) (history ids {_ids(g.operators, samples)}); median handle "
+        out.comment(f"{len(g.operators)} operator(s) (history ids {_ids(g.operators)}); median handle "
                     f"{g.median_handle_s:.1f} s")
         out.key("name", g.name)
         out.key("count", len(g.operators))
@@ -194,6 +194,6 @@ def _write(name: str, seed: int, source: str, origin: pd.Timestamp, end: pd.Time
     return out.text()
 
 
-def _ids(ops: tuple[int, ...], samples: Samples) -> str:
+def _ids(ops: tuple[int, ...]) -> str:
     shown = ", ".join(str(o) for o in ops[:8])
     return shown + (f", ... ({len(ops)})" if len(ops) > 8 else "")

@@ -105,7 +105,7 @@ def fit_groups(samples: Samples, operators: list[int], declared: dict[str, int],
                origin_offset: float = 0.0) -> list[GroupFit]:
     out: list[GroupFit] = []
     clusters = cluster_operators(samples, operators, declared)
-    names = _names(samples, clusters)
+    names = _names(clusters)
     for name, members in zip(names, clusters):
         handle = samples.handle[samples.handle["operator_id"].isin(members)]
         fit = fit_durations(f"handle time ({name})", handle["handle_s"].to_numpy())
@@ -128,7 +128,7 @@ def fit_groups(samples: Samples, operators: list[int], declared: dict[str, int],
     return out
 
 
-def _names(samples: Samples, clusters: list[list[int]]) -> list[str]:
+def _names(clusters: list[list[int]]) -> list[str]:
     if len(clusters) == 1:
         return ["floor"]
     return [f"group_{i + 1}" for i in range(len(clusters))]

@@ -18,7 +18,8 @@ from __future__ import annotations
 import io
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -135,25 +136,39 @@ def read_csv_dir(directory: str | Path) -> SeedTables:
         if not path.is_file():
             raise SeedTablesError(f"{root}: no {name}.csv (the seed's table {name!r})")
         try:
-            raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
-                              usecols=lambda c: c != "body")
+            raw = _parse_csv(path)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise SeedTablesError(f"{path}: not a CSV table ({str(exc).splitlines()[0]})") from None
         frames[name] = _frame(name, raw, str(path))
     return SeedTables(**frames, source=str(root))
 
 
-def _connect(conninfo_or_conn: "str | psycopg.Connection"):  # noqa: ANN202
+@contextmanager
+def _connection(conninfo_or_conn: "str | psycopg.Connection") -> Iterator["psycopg.Connection"]:
+    """A connection (the caller's, or a new autocommit one, closed afterwards); every database error
+    comes out as the lab's error class (:func:`chatlab.db.errors.translate`)."""
     import psycopg
 
     from chatlab.db.errors import translate
 
-    if isinstance(conninfo_or_conn, psycopg.Connection):
-        return conninfo_or_conn, False
+    owned = not isinstance(conninfo_or_conn, psycopg.Connection)
     try:
-        return psycopg.connect(conninfo_or_conn, autocommit=True), True
+        conn = psycopg.connect(conninfo_or_conn, autocommit=True) if owned else conninfo_or_conn
     except psycopg.Error as exc:
         raise translate(exc) from exc
+    try:
+        yield conn
+    except psycopg.Error as exc:
+        raise translate(exc) from exc
+    finally:
+        if owned:
+            conn.close()
+
+
+def _parse_csv(source: "Path | io.BytesIO") -> pd.DataFrame:
+    """One table's CSV as text columns (empty = missing), message bodies skipped: one parser for
+    a database's ``COPY`` and an export's file."""
+    return pd.read_csv(source, dtype=str, keep_default_na=False, na_values=[""], usecols=lambda c: c != "body")
 
 
 def table_columns(conn: "psycopg.Connection", schema: str) -> dict[str, list[str]]:
@@ -166,18 +181,9 @@ def table_columns(conn: "psycopg.Connection", schema: str) -> dict[str, list[str
 
 def table_columns_of(conninfo: str, schema: str) -> dict[str, list[str]]:
     """:func:`table_columns` on a connection of its own."""
-    import psycopg
-
-    from chatlab.db.errors import translate
-
     check_schema(schema)
-    conn, _ = _connect(conninfo)
-    try:
+    with _connection(conninfo) as conn:
         return table_columns(conn, schema)
-    except psycopg.Error as exc:
-        raise translate(exc) from exc
-    finally:
-        conn.close()
 
 
 def check_tables(columns: Mapping[str, list[str]], where: str) -> None:
@@ -204,25 +210,12 @@ def copy_csv(conn: "psycopg.Connection", schema: str, table: str) -> tuple[bytes
 
 def read_database(conninfo_or_conn: "str | psycopg.Connection", schema: str = "public") -> SeedTables:
     """The four tables of ``schema`` (through the same CSV parser as :func:`read_csv_dir`)."""
-    import psycopg
-
-    from chatlab.db.errors import translate
-
     check_schema(schema)
     where = f"schema {schema!r}"
-    conn, owned = _connect(conninfo_or_conn)
-    try:
+    with _connection(conninfo_or_conn) as conn:
         check_tables(table_columns(conn, schema), where)
-        frames = {}
-        for name in TABLES:
-            raw = pd.read_csv(io.BytesIO(copy_csv(conn, schema, name)[0]), dtype=str, keep_default_na=False,
-                              na_values=[""], usecols=lambda c: c != "body")
-            frames[name] = _frame(name, raw, f"{where}, table {name!r}")
-    except psycopg.Error as exc:
-        raise translate(exc) from exc
-    finally:
-        if owned:
-            conn.close()
+        frames = {name: _frame(name, _parse_csv(io.BytesIO(copy_csv(conn, schema, name)[0])),
+                               f"{where}, table {name!r}") for name in TABLES}
     return SeedTables(**frames, source=where)
 
 
@@ -232,22 +225,13 @@ def export_csv(conninfo: str, schema: str, directory: str | Path) -> dict[str, i
     Checks every table first and writes nothing if one is missing; the files appear only
     once all four were read (a failed export leaves no half-written directory behind).
     """
-    import psycopg
-
-    from chatlab.db.errors import translate
-
     check_schema(schema)
     root = Path(directory)
     if root.exists() and not root.is_dir():
         raise SeedTablesError(f"{root}: exists and is not a directory")
-    conn, _ = _connect(conninfo)
-    try:
+    with _connection(conninfo) as conn:
         check_tables(table_columns(conn, schema), f"schema {schema!r}")
         data = {name: copy_csv(conn, schema, name) for name in TABLES}
-    except psycopg.Error as exc:
-        raise translate(exc) from exc
-    finally:
-        conn.close()
     try:
         root.mkdir(parents=True, exist_ok=True)
         staged = Path(tempfile.mkdtemp(prefix=".export-", dir=root))
