@@ -156,17 +156,15 @@ BEGIN
 END
 $$;
 
--- The operator answers a chat it holds: the chat waits for the real user (not
--- assignable), remembering who answered.  Returns the message id.
-CREATE OR REPLACE FUNCTION send_operator_message(p_operator_id uuid, p_chat_id uuid, p_body text)
-RETURNS uuid
+-- What an operator's reply and hand-back both check first, in the lock order every function keeps:
+-- the operator row (unknown: P0002), then the chat (not open: P0002; held by someone else: 42501).
+CREATE OR REPLACE FUNCTION lock_held_chat(p_operator_id uuid, p_chat_id uuid)
+RETURNS void
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_holder uuid;
-    v_msg_id uuid;
-    v_now    timestamptz;
 BEGIN
     PERFORM 1 FROM operators WHERE id = p_operator_id FOR UPDATE;
     IF NOT FOUND THEN
@@ -180,6 +178,21 @@ BEGIN
         RAISE EXCEPTION 'operator % does not hold chat %', p_operator_id, p_chat_id
             USING ERRCODE = 'insufficient_privilege';
     END IF;
+END
+$$;
+
+-- The operator answers a chat it holds: the chat waits for the real user (not
+-- assignable), remembering who answered.  Returns the message id.
+CREATE OR REPLACE FUNCTION send_operator_message(p_operator_id uuid, p_chat_id uuid, p_body text)
+RETURNS uuid
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_msg_id uuid;
+    v_now    timestamptz;
+BEGIN
+    PERFORM lock_held_chat(p_operator_id, p_chat_id);
 
     v_now := clock_timestamp();
     INSERT INTO messages (chat_id, sender_type, sender_id, body, created_at)
@@ -204,21 +217,8 @@ RETURNS void
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
-DECLARE
-    v_holder uuid;
 BEGIN
-    PERFORM 1 FROM operators WHERE id = p_operator_id FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown operator %', p_operator_id USING ERRCODE = 'no_data_found';
-    END IF;
-    SELECT assigned_operator_id INTO v_holder FROM chats WHERE id = p_chat_id AND is_active FOR NO KEY UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'no open chat %', p_chat_id USING ERRCODE = 'no_data_found';
-    END IF;
-    IF v_holder IS DISTINCT FROM p_operator_id THEN
-        RAISE EXCEPTION 'operator % does not hold chat %', p_operator_id, p_chat_id
-            USING ERRCODE = 'insufficient_privilege';
-    END IF;
+    PERFORM lock_held_chat(p_operator_id, p_chat_id);
     PERFORM release_held_chat(p_chat_id, 'unassign', p_operator_id);
 END
 $$;
