@@ -189,7 +189,7 @@ def run_load_test(settings: LoadTestSettings, *, on_tick: Callable[[float], None
     log.attrs.update({
         "source": "loadtest", "scenario": scenario.name, "policy": settings.policy,
         "policy_params": dict(settings.policy_params), "seed": settings.seed, "mode": scenario.policy.mode,
-        "duration": settings.duration, "time_scale": settings.time_scale,
+        "duration": settings.duration, "time_scale": settings.time_scale, "warmup": scenario.warmup,
         "operators": [o.operator_id for o in settings.operators], "stuck_after": float(scenario.jobs.stuck_after),
         **scenario.floor_attrs(),
     })

@@ -188,6 +188,9 @@ def plan(scenario: str, *, policy: str | None = None, time_scale: float = DEFAUL
                                  "raise --time-scale or give --run-time")
     name = policy or (f"target-{outside.name}" if outside is not None else sc.policy.name)
     duration = min(float(sc.duration), run_time * time_scale)
+    if isinstance(sc.warmup, float) and sc.warmup >= duration:
+        raise LoadTestUsageError(f"warmup: the scenario window covered is {duration:g} s (--run-time x --time-scale), "
+                                 f"expected a warm-up shorter than that, got {sc.warmup:g} s")
     ref = str(Path(scenario).resolve()) if Path(scenario).suffix == ".toml" else str(scenario)
     out = Path(out_dir) if out_dir is not None else Path("reports") / Path(scenario).stem / f"loadtest-{name}"
     return LoadTestSettings(

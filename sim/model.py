@@ -415,6 +415,7 @@ class ChatModel:
             "source": "sim",
             "mode": sc.policy.mode,
             "duration": float(sc.duration),
+            "warmup": sc.warmup,
             "operators": [a.id for a in self.agents],
             "max_chats": sc.operators.max_chats,
             "stuck_after": sc.jobs.stuck_after,

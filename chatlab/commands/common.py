@@ -10,6 +10,7 @@ raises :class:`UsageError` naming what was wrong.  Kept free of heavy imports at
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -72,7 +73,31 @@ def add_simulation_arguments(parser: argparse.ArgumentParser, *, seed_help: str 
         parser.add_argument("--seeds", default=None, metavar="SEEDS", help=seeds_help)
     parser.add_argument("--duration", type=float, default=None, metavar="S",
                         help="simulate only this many scenario seconds (default: the scenario's duration)")
+    add_warmup_argument(parser)
     add_progress_argument(parser)
+
+
+def add_warmup_argument(parser: argparse.ArgumentParser) -> None:
+    """``--warmup S|auto``: the scenario's ``warmup`` field for this run (seconds left out of every metric)."""
+    parser.add_argument("--warmup", default=None, metavar="S|auto",
+                        help="leave the first S scenario seconds out of every metric, or 'auto' to choose them per "
+                             "run by MSER-5 (default: the scenario's warmup field, else 0)")
+
+
+def warmup_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """``{"warmup": value}`` for :meth:`Scenario.with_overrides` when ``--warmup`` was given (else {})."""
+    text = getattr(args, "warmup", None)
+    if text is None:
+        return {}
+    if str(text).strip().lower() == "auto":
+        return {"warmup": "auto"}
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise UsageError(f"--warmup: expected a number of seconds >= 0 or 'auto', got {text!r}")
+    return {"warmup": value}
 
 
 def add_parallel_arguments(parser: argparse.ArgumentParser) -> None:
@@ -114,6 +139,7 @@ def add_loadtest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-schema", action="store_true",
                         help="keep the run's schema afterwards (default: dropped); useful with a database "
                              "URL only: a temporary server is deleted anyway")
+    add_warmup_argument(parser)
     add_target_argument(parser)
     add_progress_argument(parser)
 
@@ -161,16 +187,20 @@ def resolve_seeds(args: argparse.Namespace) -> list[int | None]:
     return [args.seed]
 
 
-def load_scenario_arg(name_or_path: str, duration: float | None = None) -> Any:
-    """The scenario a command runs, shortened (or lengthened) to ``--duration`` when given."""
+def load_scenario_arg(name_or_path: str, duration: float | None = None, warmup: dict[str, Any] | None = None) -> Any:
+    """The scenario a command runs, shortened (or lengthened) to ``--duration`` when given, with the
+    ``--warmup`` override (:func:`warmup_overrides`)."""
     from sim.scenario import load_scenario
 
     scenario = load_scenario(name_or_path)
-    if duration is None:
+    changes = dict(warmup or {})
+    if duration is not None:
+        if not (duration > 0):
+            raise UsageError(f"--duration must be > 0 seconds, got {duration:g}")
+        changes["duration"] = float(duration)
+    if not changes:
         return scenario
-    if not (duration > 0):
-        raise UsageError(f"--duration must be > 0 seconds, got {duration:g}")
-    return scenario.with_overrides({"duration": float(duration)})
+    return scenario.with_overrides(changes)  # a bad --warmup: ScenarioError naming the field
 
 
 def default_out(scenario: str, *parts: str) -> Path:
@@ -188,7 +218,8 @@ def loadtest_settings(args: argparse.Namespace, *, policy: str | None, out: Path
                 keep_schema=args.keep_schema, web=getattr(args, "web", False), web_port=getattr(args, "web_port", 8089),
                 expect_workers=getattr(args, "expect_workers", 0), local_workers=getattr(args, "local_workers", 0),
                 master_bind_host=getattr(args, "master_bind_host", "127.0.0.1"),
-                master_port=getattr(args, "master_port", 5557), target=getattr(args, "target", None))
+                master_port=getattr(args, "master_port", 5557), target=getattr(args, "target", None),
+                overrides=warmup_overrides(args) or None)
 
 
 # --------------------------------------------------------------------------- progress

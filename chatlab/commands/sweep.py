@@ -40,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="simulate only this many scenario seconds (default: the scenario's duration)")
     common.add_out_argument(parser, "reports/<scenario>/sweep")
     common.add_progress_argument(parser)
+    common.add_warmup_argument(parser)
     common.add_metric_arguments(parser)
     common.add_parallel_arguments(parser)
 
@@ -110,7 +111,7 @@ def main(args: argparse.Namespace) -> int:
     policies = parse_policy_list(args.policies)
     seeds = common.parse_seeds(args.seeds)
     sets = [parse_set(s) for s in args.sets]
-    base = common.load_scenario_arg(args.scenario, args.duration)
+    base = common.load_scenario_arg(args.scenario, args.duration, common.warmup_overrides(args))
     points = list(grid(sets, policies, seeds))
     # Build every scenario variant first: a bad --set fails before hours of simulation.
     variants = {p.overrides: base.with_overrides(dict(p.overrides)) if p.overrides else base for p in points}

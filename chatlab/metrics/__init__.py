@@ -14,7 +14,12 @@ function here is pure: it reads the log (and its ``attrs``) and returns numbers 
 Definitions (also in the README, "Metrics and reports"):
 
 * **Run window** ``[0, duration]`` where ``duration = attrs["duration"]`` (falls back to the
-  time of the last event).
+  time of the last event).  **Metrics window** ``[W, duration]``, ``W = attrs["warmup"]``
+  (0 without a warm-up; ``"auto"``: MSER-5, ``warmup``): every metric counts the events at
+  ``t >= W`` — assignments, replies, ends, releases, waits that *start* there, chats that
+  open there — and clips online time, state stays and the queue to the window; a chat or
+  hold in progress at ``W`` counts for occupancy and utilisation from ``W`` on, never as a
+  new wait or assignment.  A repeat assignment still looks back before ``W``.
 * **Operators** are every operator id seen in the log, plus those declared in
   ``attrs["operators"]`` (an operator who never got a chat still counts against fairness).
 * **Online time**: ``operator_online`` / ``operator_offline`` events bound each operator's
@@ -89,6 +94,7 @@ from chatlab.metrics.runlog import (
     run_duration,
     run_info,
     stuck_threshold,
+    window_start,
 )
 from chatlab.metrics.schema import (
     FAIRNESS_DISTRIBUTIONS,
@@ -101,6 +107,7 @@ from chatlab.metrics.schema import (
     metric_keys,
 )
 from chatlab.metrics.tables import PER_OPERATOR_COLUMNS, per_hour, per_operator
+from chatlab.metrics.warmup import mser5_warmup, mser_cut, resolve_warmup
 from sim.errors import InvalidEventLog
 from sim.eventlog import COLUMNS
 
@@ -113,4 +120,5 @@ __all__ = [
     "idle_releases", "per_operator", "per_hour", "PER_OPERATOR_COLUMNS", "run_info", "compute_metrics",
     "flatten_metrics", "metric_keys", "get_metric", "metric_docs_markdown", "Analysis", "analyse", "default_label",
     "METRIC_DOCS", "documented_keys", "FAIRNESS_DISTRIBUTIONS", "pool", "ci_half_width", "CONFIDENCE", "Pair", "relative_difference",
+    "window_start", "mser_cut", "mser5_warmup", "resolve_warmup",
 ]

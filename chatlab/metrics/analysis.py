@@ -29,13 +29,17 @@ from chatlab.metrics.runlog import (
     OPEN_STATES,
     _num,
     _rate,
+    chat_starts,
+    in_window,
     prepare,
     run_duration,
     run_info,
     stuck_threshold,
+    window_start,
 )
 from chatlab.metrics.schema import SCHEMA_VERSION
 from chatlab.metrics.tables import per_hour, per_operator
+from chatlab.metrics.warmup import resolve_warmup
 from sim.errors import InvalidEventLog
 from sim.statemachine import Event
 
@@ -73,7 +77,7 @@ def _metrics_and_parts(
     log: pd.DataFrame, *, service_level_t: float, stuck_after: float | None
 ) -> tuple[dict[str, Any], _Parts]:
     """:func:`compute_metrics` plus the tables it was computed from (reused by :func:`analyse`)."""
-    log = prepare(log)
+    log = resolve_warmup(prepare(log))
     if service_level_t < 0 or not math.isfinite(service_level_t):
         raise InvalidEventLog(f"service level threshold must be a finite number of seconds >= 0, got {service_level_t!r}")
     duration = run_duration(log)
@@ -86,9 +90,11 @@ def _metrics_and_parts(
         state_counts=state_counts_series(log),
         idle=idle_releases(log),
     )
-    ev = log["event"].astype(object)
-    chats = int(log["chat_id"].dropna().nunique())
-    ended = log.loc[ev == Event.END.value]
+    start = window_start(log)
+    window = in_window(log)
+    ev = window["event"].astype(object)
+    chats = int((chat_starts(log).to_numpy() >= start).sum())
+    ended = window.loc[ev == Event.END.value]
     abandoned = int((ended["reason"].astype(object) == "abandoned").sum())
     counts = {
         "chats": chats,
@@ -138,7 +144,7 @@ def _metrics_and_parts(
         "idle_ground_truth": bool(idle.attrs.get("ground_truth", False)),
         "idle_false_positives": int(idle["false_positive"].sum()),
         "idle_false_positive_rate": _rate(int(idle["false_positive"].sum()), len(idle)),
-        "queue_mean": step_mean(q_t, q_v, 0.0, duration) if duration > 0 else None,
+        "queue_mean": step_mean(q_t, q_v, start, duration) if duration > start else None,
         "queue_max": int(q_v.max()) if len(q_v) else 0,
         "queue_final": int(q_v[-1]) if len(q_v) else 0,
     }
@@ -206,8 +212,9 @@ def analyse(
     service_level_t: float = DEFAULT_SERVICE_LEVEL_T,
     stuck_after: float | None = None,
 ) -> Analysis:
-    """Compute the metrics and every table of one run (what a report needs), once."""
-    log = prepare(log)
+    """Compute the metrics and every table of one run (what a report needs), once (the warm-up cut
+    resolved first: :func:`chatlab.metrics.warmup.resolve_warmup`)."""
+    log = resolve_warmup(prepare(log))
     metrics, parts = _metrics_and_parts(log, service_level_t=service_level_t, stuck_after=stuck_after)
     return Analysis(
         label=label or default_label(log),

@@ -26,15 +26,17 @@ from chatlab.metrics.runlog import (
     operator_ids,
     prepare,
     run_duration,
+    window_start,
 )
 from sim.eventlog import OperatorEvent
-from sim.statemachine import Event
+from sim.statemachine import Event, State
 
 
 def online_intervals(log: pd.DataFrame) -> dict[int, list[tuple[float, float]]]:
-    """Each operator's online intervals within ``[0, duration]`` (see module docstring)."""
+    """Each operator's online intervals within the metrics window ``[W, duration]`` (see module docstring)."""
     log = prepare(log)
     duration = run_duration(log)
+    start = window_start(log)
     ops = operator_ids(log)
     mask = log["event"].isin([OperatorEvent.ONLINE.value, OperatorEvent.OFFLINE.value]) & log["operator_id"].notna()
     rows = log.loc[mask, ["time", "operator_id", "event"]]
@@ -58,7 +60,7 @@ def online_intervals(log: pd.DataFrame) -> dict[int, list[tuple[float, float]]]:
                 online_since = None
         if online_since is not None:
             intervals.append((online_since, max(duration, online_since)))
-        result[op] = [(a, b) for a, b in intervals if b > a]
+        result[op] = [(max(a, start), b) for a, b in intervals if b > max(a, start)]
     return result
 
 
@@ -76,7 +78,8 @@ def _overlap(intervals: list[tuple[float, float]], lo: float, hi: float) -> floa
 def assignments(log: pd.DataFrame) -> pd.DataFrame:
     """One row per ``assign``: time, chat_id, operator_id, from_state, previous_operator_id,
     ``repeat`` (same operator as the chat's previous assign) and ``premature`` (assigned from
-    ``waiting_real_user_reply``)."""
+    ``waiting_real_user_reply``); those in the metrics window (``t >= W``; a repeat still looks
+    back before it)."""
     log = prepare(log)
     rows = log.loc[log["event"] == Event.ASSIGN.value, ["time", "chat_id", "operator_id", "from_state"]].copy()
     rows["previous_operator_id"] = rows.groupby("chat_id", dropna=False)["operator_id"].shift()
@@ -84,6 +87,7 @@ def assignments(log: pd.DataFrame) -> pd.DataFrame:
     same = rows["operator_id"] == rows["previous_operator_id"]
     rows["repeat"] = same.fillna(False).astype(bool)
     rows["premature"] = (rows["from_state"] == _WR).fillna(False).astype(bool)
+    rows = rows.loc[rows["time"].to_numpy() >= window_start(log)]
     return rows.reset_index(drop=True)
 
 
@@ -99,6 +103,8 @@ def wait_episodes(log: pd.DataFrame) -> pd.DataFrame:
     ``outcome`` is ``served`` (ended by an assign; ``operator_id`` is the assignee),
     ``ended`` (the chat was closed while queued; ``end_reason`` e.g. ``abandoned``) or
     ``open`` (still waiting at ``duration``).  ``wait_s`` is the (possibly censored) length.
+    Only waits that start in the metrics window (``start >= W``) count: one begun during the
+    warm-up belongs to it.
     """
     log = prepare(log)
     duration = run_duration(log)
@@ -130,6 +136,7 @@ def wait_episodes(log: pd.DataFrame) -> pd.DataFrame:
     frame = frame.astype({"chat_id": "Int64", "start": "float64", "end": "float64", "wait_s": "float64",
                           "operator_id": "Int64"})
     frame["outcome"] = frame["outcome"].astype(pd.CategoricalDtype(["served", "ended", "open"]))
+    frame = frame.loc[frame["start"].to_numpy() >= window_start(log)]
     return frame.sort_values(["start", "chat_id"], kind="stable").reset_index(drop=True)
 
 
@@ -182,7 +189,8 @@ def state_intervals(log: pd.DataFrame) -> pd.DataFrame:
     A stay starts on a row whose ``to_state`` differs from the chat's previous ``to_state``
     and lasts until the chat's next change (``closed``) or ``duration`` (not closed).
     ``operator_id`` is the operator of the row that began the stay (the assignee for
-    ``assigned``).
+    ``assigned``).  Stays are clipped to the metrics window: one in progress at ``W`` starts
+    there, one over before it is left out (so is a completion before it).
     """
     log = prepare(log)
     duration = run_duration(log)
@@ -196,6 +204,12 @@ def state_intervals(log: pd.DataFrame) -> pd.DataFrame:
     change["end"] = nxt.fillna(duration).astype("float64")
     change["end"] = np.maximum(change["end"].to_numpy(), change["time"].to_numpy())
     out = change.rename(columns={"time": "start"})[["chat_id", "state", "start", "end", "closed", "operator_id"]]
+    start = window_start(log)
+    if start > 0:
+        before = out["start"].to_numpy() < start
+        gone = before & ((out["end"].to_numpy() <= start) | (out["state"] == State.COMPLETED.value).to_numpy())
+        out = out.loc[~gone].copy()
+        out["start"] = np.maximum(out["start"].to_numpy(), start)
     out["state"] = out["state"].astype(pd.CategoricalDtype(list(ALL_STATES)))
     return out.reset_index(drop=True)
 
@@ -216,11 +230,13 @@ def state_counts_series(log: pd.DataFrame) -> pd.DataFrame:
     """Number of chats in each state over time: a step function, one row per change time.
 
     Columns: time, then one column per state (``completed`` is cumulative).  The first row
-    is time 0 with all zeros; each row holds the counts after all events at that time.
+    is the window's start ``W`` (0 without a warm-up); each row holds the counts after all
+    events at that time.
     """
     iv = state_intervals(log)
-    duration = run_duration(prepare(log))
-    deltas = [pd.DataFrame({"time": [0.0], "state": [_WA], "d": [0]})]
+    log = prepare(log)
+    duration, first = run_duration(log), window_start(log)
+    deltas = [pd.DataFrame({"time": [first], "state": [_WA], "d": [0]})]
     if len(iv):
         st = iv["state"].astype(object)
         deltas.append(pd.DataFrame({"time": iv["start"], "state": st, "d": 1}))
@@ -229,8 +245,8 @@ def state_counts_series(log: pd.DataFrame) -> pd.DataFrame:
     d = pd.concat(deltas, ignore_index=True)
     table = d.pivot_table(index="time", columns="state", values="d", aggfunc="sum", fill_value=0)
     table = table.reindex(columns=list(ALL_STATES), fill_value=0).sort_index().cumsum()
-    if 0.0 not in table.index:
-        table.loc[0.0] = 0
+    if first not in table.index:
+        table.loc[first] = 0
         table = table.sort_index()
     if duration > table.index.max():
         table.loc[duration] = table.iloc[-1]
@@ -297,6 +313,7 @@ def idle_releases(log: pd.DataFrame) -> pd.DataFrame:
     frame = pd.DataFrame(out, columns=["time", "chat_id", "operator_id", "from_state", "operator_idle", "false_positive"])
     frame = frame.astype({"time": "float64", "chat_id": "Int64", "operator_id": "Int64",
                           "operator_idle": "boolean", "false_positive": "bool"})
+    frame = frame.loc[frame["time"].to_numpy() >= window_start(log)].reset_index(drop=True)
     frame.attrs["ground_truth"] = has_truth
     return frame
 

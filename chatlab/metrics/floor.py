@@ -19,7 +19,7 @@ import pandas as pd
 
 from chatlab.metrics.episodes import wait_summary
 from chatlab.metrics.fairness import fairness_summary
-from chatlab.metrics.runlog import _num, _rate
+from chatlab.metrics.runlog import _num, _rate, chat_starts, in_window, window_start
 from sim.scenario.spec import DEFAULT_GROUP, DEFAULT_TOPIC
 from sim.statemachine import Event
 
@@ -94,19 +94,26 @@ def _class_metrics(waits: pd.DataFrame, chats: pd.Series, abandoned: set[int], s
 
 def class_metrics(log: pd.DataFrame, waits: pd.DataFrame, service_level_t: float) -> tuple[dict, dict]:
     """``topics.<topic>`` (with its class) and ``priorities.<class>``: chats, waits, service level,
-    abandonment of each (the topics the scenario declared, then any other seen)."""
-    topics = chat_topics(log)
+    abandonment of each (the topics the scenario declared, then any other seen), over the chats
+    opened in the metrics window."""
+    every = chat_topics(log)  # a wait in the window may belong to a chat opened before it
+    opened = chat_starts(log)
+    topics = every[opened.reindex(every.index).to_numpy() >= window_start(log)]
     classes = topic_classes(log.attrs)
-    ended = log.loc[(log["event"] == Event.END.value) & (log["reason"].astype(object) == "abandoned"), "chat_id"]
+    window = in_window(log)
+    ended = window.loc[(window["event"] == Event.END.value) & (window["reason"].astype(object) == "abandoned"),
+                       "chat_id"]
     abandoned = {int(c) for c in ended.dropna()}
-    wait_topic = topics.reindex(waits["chat_id"].astype("int64").to_numpy()).to_numpy() if len(waits) else np.array([])
+    wait_chats = waits["chat_id"].astype("int64").to_numpy()
+    wait_topic = every.reindex(wait_chats).to_numpy() if len(waits) else np.array([])
     by_topic: dict[str, Any] = {}
     for name in dict.fromkeys([*classes, *topics.unique()]) or [DEFAULT_TOPIC]:
         mine = topics[topics == name]
         by_topic[name] = {"priority": classes.get(name, 0),
                           **_class_metrics(waits.loc[wait_topic == name], mine, abandoned, service_level_t)}
-    priority_of = topics.map(lambda t: classes.get(t, 0))
-    wait_class = priority_of.reindex(waits["chat_id"].astype("int64").to_numpy()).to_numpy() if len(waits) else np.array([])
+    priority_every = every.map(lambda t: classes.get(t, 0))
+    priority_of = priority_every.reindex(topics.index)
+    wait_class = priority_every.reindex(wait_chats).to_numpy() if len(waits) else np.array([])
     by_class = {str(p): _class_metrics(waits.loc[wait_class == p], priority_of[priority_of == p], abandoned,
                                        service_level_t)
                 for p in sorted({*classes.values(), *priority_of.unique()} or {0}, reverse=True)}

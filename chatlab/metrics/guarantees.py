@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from chatlab.metrics.episodes import _online_at, online_intervals, percentile
-from chatlab.metrics.runlog import _AS, _WA, _col, prepare, run_duration
+from chatlab.metrics.runlog import _AS, _WA, _col, in_window, prepare, run_duration, window_start
 from sim.statemachine import Event
 
 #: The peak-share window (s) and the fewest assignments a window needs to count.
@@ -98,8 +98,9 @@ def _held_for(chat: _Chat, floor: _Floor, t: float) -> int | None:
     return chat.known_agent if chat.created > t - float(floor.sticky) else None
 
 
-def _scan(log: pd.DataFrame, floor: _Floor) -> tuple[int, int, dict[int, _Chat], list[tuple[float, int]]]:
-    """One pass over the chat rows: (capacity overshoots, FIFO violations, chats, (time, op) of assigns)."""
+def _scan(log: pd.DataFrame, floor: _Floor, start: float) -> tuple[int, int, dict[int, _Chat], list[tuple[float, int]]]:
+    """One pass over the chat rows: (capacity overshoots, FIFO violations, chats, (time, op) of assigns),
+    the counts and assigns from ``start`` (the metrics window) on; the state before it is replayed."""
     rows = log.loc[log["chat_id"].notna()]
     cols = [rows["time"].to_numpy()] + [_col(rows, c) for c in
                                          ("chat_id", "operator_id", "event", "from_state", "to_state", "topic",
@@ -124,12 +125,13 @@ def _scan(log: pd.DataFrame, floor: _Floor) -> tuple[int, int, dict[int, _Chat],
         if ev == Event.ASSIGN.value:
             o = int(op)
             load[o] = load.get(o, 0) + chat.weight
-            over += load[o] > floor.cap(o)
-            assigns.append((t, o))
             if chat.first_assign is None:
                 chat.first_assign = (t, o)
-            if _held_for(chat, floor, t) != o and _skipped_older(queue, chats, chat, o, t, floor):
-                fifo += 1
+            if t >= start:
+                over += load[o] > floor.cap(o)
+                assigns.append((t, o))
+                if _held_for(chat, floor, t) != o and _skipped_older(queue, chats, chat, o, t, floor):
+                    fifo += 1
             chat.holder = o
         elif frm == _AS and op is not None and not pd.isna(op):  # the holder lets go (reply, release, end)
             o = int(op)
@@ -171,7 +173,7 @@ def _skipped_older(queue: list[tuple], chats: dict[int, _Chat], taken: _Chat, op
 
 
 def _peak_share(assigns: list[tuple[float, int]], online: dict[int, list[tuple[float, float]]],
-                duration: float) -> float | None:
+                duration: float, start: float) -> float | None:
     if not assigns or duration <= 0:
         return None
     frame = pd.DataFrame(assigns, columns=["time", "operator_id"])
@@ -180,7 +182,7 @@ def _peak_share(assigns: list[tuple[float, int]], online: dict[int, list[tuple[f
     for window, rows in frame.groupby("window"):
         if len(rows) < PEAK_MIN_ASSIGNMENTS:
             continue
-        lo, hi = window * PEAK_WINDOW_S, min(duration, (window + 1) * PEAK_WINDOW_S)
+        lo, hi = max(start, window * PEAK_WINDOW_S), min(duration, (window + 1) * PEAK_WINDOW_S)
         present = sum(1 for spans in online.values() if any(a < hi and b > lo for a, b in spans))
         share = rows["operator_id"].value_counts().max() / len(rows)
         ratio = float(share * max(present, 1))
@@ -197,21 +199,22 @@ def guarantee_metrics(log: pd.DataFrame, intervals: pd.DataFrame | None = None) 
     from chatlab.metrics.episodes import state_intervals
 
     log = prepare(log)
-    duration = run_duration(log)
+    duration, start = run_duration(log), window_start(log)
     floor = _Floor(log.attrs)
-    over, fifo, chats, assigns = _scan(log, floor)
+    over, fifo, chats, assigns = _scan(log, floor, start)
     iv = state_intervals(log) if intervals is None else intervals
     held = iv.loc[iv["state"] == _AS]
     longest = float((held["end"] - held["start"]).max()) if len(held) else None
     online = online_intervals(log)
-    returning = [c for c in chats.values() if c.known_agent is not None]
+    returning = [c for c in chats.values() if c.known_agent is not None and c.created >= start]
     offline = [c for c in returning if not _online_at(online.get(c.known_agent, []), c.created)]
     waits = [(c.first_assign[0] if c.first_assign else c.ended if c.ended is not None else duration) - c.created
              for c in offline]
     to_agent = sum(1 for c in returning if c.first_assign is not None and c.first_assign[1] == c.known_agent)
     first = sum(1 for c in returning if c.first_assign is not None)
-    ev = log["event"].astype(object)
-    no_answer = int(((ev == Event.STUCK_RELEASE.value) & (log["reason"].astype(object) == "no_answer")).sum())
+    window = in_window(log)
+    ev = window["event"].astype(object)
+    no_answer = int(((ev == Event.STUCK_RELEASE.value) & (window["reason"].astype(object) == "no_answer")).sum())
     return {
         "capacity_overshoot": int(over),
         "fifo_violations": int(fifo),
@@ -223,5 +226,5 @@ def guarantee_metrics(log: pd.DataFrame, intervals: pd.DataFrame | None = None) 
         "offline_agent_chats": len(offline),
         "offline_agent_wait_p90_s": percentile(waits, 90) if waits else None,
         "offline_agent_wait_max_s": float(np.max(waits)) if waits else None,
-        "peak_share": _peak_share(assigns, online, duration),
+        "peak_share": _peak_share(assigns, online, duration, start),
     }

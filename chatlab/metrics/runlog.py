@@ -65,6 +65,43 @@ def run_duration(log: pd.DataFrame) -> float:
     return value
 
 
+def window_start(log: pd.DataFrame) -> float:
+    """Start of the metrics window ``[W, duration]``: ``attrs["warmup"]`` (the warm-up cut), clamped to
+    ``[0, duration]``; 0 without one.
+
+    Every metric counts what happens at ``t >= W`` and clips stays and online time to the
+    window, so a floor filling up from empty does not bias a steady-state estimate.
+    """
+    value = log.attrs.get("warmup")
+    if value == "auto":  # not resolved yet (analyse() resolves it once): MSER-5 now
+        from chatlab.metrics.warmup import mser5_warmup
+
+        value = mser5_warmup(log)
+    try:
+        value = float(value) if value is not None else 0.0
+    except (TypeError, ValueError):
+        value = 0.0
+    if not math.isfinite(value) or value <= 0:
+        return 0.0
+    return min(value, run_duration(log))
+
+
+def in_window(log: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``log`` inside the metrics window (``time >= W``), attrs kept."""
+    start = window_start(log)
+    if start <= 0:
+        return log
+    out = log.loc[log["time"].to_numpy() >= start]
+    out.attrs = dict(log.attrs)
+    return out
+
+
+def chat_starts(log: pd.DataFrame) -> pd.Series:
+    """Chat id -> the time of its first row (when it opened)."""
+    rows = log.loc[log["chat_id"].notna(), ["chat_id", "time"]].drop_duplicates("chat_id")
+    return pd.Series(rows["time"].to_numpy(dtype="float64"), index=rows["chat_id"].astype("int64").to_numpy())
+
+
 def declared_operators(attrs: Mapping[str, Any]) -> list[int]:
     """Operator ids named in ``attrs["operators"]`` (a list of ids, or of dicts/objects with an id).
 
@@ -138,6 +175,8 @@ def run_info(log: pd.DataFrame) -> dict[str, Any]:
         "mode": jsonable(a.get("mode")),
         "time_scale": jsonable(a.get("time_scale")),
         "duration_s": run_duration(log),
+        "warmup_s": window_start(log),
+        "warmup_method": jsonable(a.get("warmup_method") or ("fixed" if window_start(log) > 0 else None)),
         "operators": len(operator_ids(log)) if not isinstance(ops, (int, np.integer)) else max(int(ops), len(operator_ids(log))),
         "events": int(len(log)),
     }

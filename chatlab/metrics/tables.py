@@ -18,7 +18,16 @@ from chatlab.metrics.episodes import (
     wait_episodes,
 )
 from chatlab.metrics.floor import busy_seconds, operator_groups
-from chatlab.metrics.runlog import _AS, DEFAULT_SERVICE_LEVEL_T, operator_ids, prepare, run_duration
+from chatlab.metrics.runlog import (
+    _AS,
+    DEFAULT_SERVICE_LEVEL_T,
+    chat_starts,
+    in_window,
+    operator_ids,
+    prepare,
+    run_duration,
+    window_start,
+)
 from sim.statemachine import Event
 
 PER_OPERATOR_COLUMNS = (
@@ -57,7 +66,8 @@ def per_operator(log: pd.DataFrame) -> pd.DataFrame:
     frame["online_s"] = [sum(b - a for a, b in online.get(op, [])) for op in ops]
     frame["online_h"] = frame["online_s"] / 3600.0
     asg = assignments(log)
-    replies = log.loc[log["event"] == Event.OPERATOR_REPLY.value]
+    window = in_window(log)
+    replies = window.loc[window["event"] == Event.OPERATOR_REPLY.value]
 
     def count(series: pd.Series) -> list[int]:
         counts = series.dropna().astype("int64").value_counts()
@@ -80,7 +90,8 @@ def per_operator(log: pd.DataFrame) -> pd.DataFrame:
 
 
 def per_hour(log: pd.DataFrame, *, service_level_t: float = DEFAULT_SERVICE_LEVEL_T) -> pd.DataFrame:
-    """One row per hour of scenario time (hour 0 = [0, 3600) ...; the last hour holds ``duration``).
+    """One row per hour of scenario time (hour 0 = [0, 3600) ...; the last hour holds ``duration``),
+    from the hour holding the metrics window's start ``W`` (that hour starts at ``W``).
 
     Columns: hour, start_s, end_s, new_chats, assignments, replies, repeat_assignments,
     premature_assignments, abandoned, waits_started, waits_served, wait_mean_s, wait_p90_s,
@@ -90,6 +101,7 @@ def per_hour(log: pd.DataFrame, *, service_level_t: float = DEFAULT_SERVICE_LEVE
     log = prepare(log)
     duration = run_duration(log)
     n_hours = max(1, math.ceil(duration / 3600.0)) if duration > 0 else 1
+    first = window_start(log)
 
     def bucket(times: pd.Series | np.ndarray) -> np.ndarray:
         return np.clip((np.asarray(times, dtype="float64") // 3600.0).astype("int64"), 0, n_hours - 1)
@@ -101,12 +113,16 @@ def per_hour(log: pd.DataFrame, *, service_level_t: float = DEFAULT_SERVICE_LEVE
     waits = wait_episodes(log)
     queue = queue_length_series(log)
     online = online_intervals(log)
-    new = log.loc[log["from_state"].isna() & log["to_state"].notna() & log["chat_id"].notna(), "time"]
-    abandoned = log.loc[(log["event"] == Event.END.value) & (log["reason"].astype(object) == "abandoned"), "time"]
+    window = in_window(log)
+    starts = chat_starts(log)
+    new = starts[starts.to_numpy() >= first]
+    abandoned = window.loc[(window["event"] == Event.END.value) & (window["reason"].astype(object) == "abandoned"), "time"]
     rows = []
     wait_bucket = bucket(waits["start"])
+    first_hour = min(int(first // 3600.0), n_hours - 1)
     for h in range(n_hours):
         lo, hi = h * 3600.0, min((h + 1) * 3600.0, duration) if duration > 0 else (h + 1) * 3600.0
+        lo = max(lo, first) if h == first_hour else lo
         w = waits.loc[wait_bucket == h]
         served = w.loc[w["outcome"] == "served", "wait_s"].to_numpy(dtype="float64")
         op_hours = sum(_overlap(iv, lo, hi) for iv in online.values()) / 3600.0
@@ -123,10 +139,10 @@ def per_hour(log: pd.DataFrame, *, service_level_t: float = DEFAULT_SERVICE_LEVE
     frame = pd.DataFrame(rows)
     frame.insert(3, "new_chats", count(new))
     frame.insert(4, "assignments", count(asg["time"]))
-    frame.insert(5, "replies", count(log.loc[log["event"] == Event.OPERATOR_REPLY.value, "time"]))
+    frame.insert(5, "replies", count(window.loc[window["event"] == Event.OPERATOR_REPLY.value, "time"]))
     frame.insert(6, "repeat_assignments", count(asg.loc[asg["repeat"], "time"]))
     frame.insert(7, "premature_assignments", count(asg.loc[asg["premature"], "time"]))
     frame.insert(8, "abandoned", count(abandoned))
     frame["assignments_per_operator_hour"] = frame["assignments"] / frame["_op_hours"].where(frame["_op_hours"] > 0)
-    return frame.drop(columns="_op_hours")
+    return frame.loc[frame["hour"] >= first_hour].drop(columns="_op_hours").reset_index(drop=True)
 

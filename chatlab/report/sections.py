@@ -35,7 +35,23 @@ def run_facts(runs: Sequence[Analysis]) -> tuple[tuple[str, str], ...]:
         ("stuck after", f"{params['stuck_after_s']:g} s")]
     if len(runs) == 1:
         items[1:1] = [("policy", info.get("policy")), ("seed", info.get("seed"))]
+    items.insert(items.index(("duration", f"{info['duration_s']:g} s")) + 1, ("warm-up cut", warmup_text(runs)))
     return tuple((k, str(v)) for k, v in items if v not in (None, "None"))
+
+
+def warmup_text(runs: Sequence[Analysis]) -> str | None:
+    """What the runs' metrics leave out at the start, and how it was chosen (None: nothing)."""
+    cuts = [float(r.metrics["run"].get("warmup_s") or 0.0) for r in runs]
+    methods = {r.metrics["run"].get("warmup_method") for r in runs} - {None}
+    if not methods and not any(cuts):
+        return None
+    how = {"mser5": "chosen per run by MSER-5", "fixed": "fixed"}
+    said = ", ".join(how.get(str(m), str(m)) for m in sorted(methods, key=str))
+    span = f"{min(cuts):.0f} s" if round(min(cuts)) == round(max(cuts)) else f"{min(cuts):.0f}–{max(cuts):.0f} s"
+    if any(r.seeds for r in runs) and "mser5" in methods:
+        span += " (each column's mean over its seeds)"
+    return (f"the first {span} of scenario time left out of every metric ({said}): waits and chats that began "
+            "before it, and the events before it, are not counted; stays and online time in progress count from it")
 
 
 def key_metrics(runs: Sequence[Analysis]) -> Section:

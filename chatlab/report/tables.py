@@ -59,6 +59,9 @@ SUMMARY_ROWS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+#: The row a table gets when any of its runs left a warm-up out of its metrics.
+WARMUP_ROW = ("run.warmup_s", "warm-up cut (s)", "0")
+
 #: The shorter table ``chatlab compare`` prints in the terminal (the full one is in summary.md).
 TERMINAL_ROWS: tuple[tuple[str, str, str], ...] = tuple(
     r for r in SUMMARY_ROWS if r[0] in (
@@ -102,6 +105,9 @@ def summary_table(runs: Sequence[Analysis], rows: Sequence[tuple[str, str, str]]
     A run pooled over seeds (``run.interval`` set) shows ``mean ± the 95 % confidence interval's
     half-width`` (Student t over the seeds) and its seeds.
     """
+    if any((r.metrics["run"].get("warmup_s") or 0) > 0 for r in runs) and WARMUP_ROW not in rows:
+        at = next((i + 1 for i, r in enumerate(rows) if r[0] == "run.duration_s"), 0)
+        rows = (*rows[:at], WARMUP_ROW, *rows[at:])  # a cut is shown wherever it applies
     data = {}
     for run in runs:
         col = []

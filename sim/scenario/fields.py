@@ -8,6 +8,7 @@ FIELD_DOCS: dict[str, tuple[str, str]] = {
     "description": ("string", "what the scenario is for"),
     "duration": ("number > 0 (required)", "simulated seconds"),
     "seed": ("integer >= 0, default 0", "default random seed"),
+    "warmup": ("number >= 0 and < duration, or \"auto\"; default 0", "first seconds left out of every metric; auto: chosen per run by MSER-5"),
     "users.arrivals.kind": ("poisson, curve or trace", "inferred from rate / points / path when omitted"),
     "users.arrivals.rate": ("number >= 0", "poisson: chats per second"),
     "users.arrivals.points": ("[[t, rate], ...]", "curve: chats/s at time t, linear in between, flat outside"),

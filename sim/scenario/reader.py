@@ -103,7 +103,7 @@ class _Table:
         return _Table(self.file, self.key(name), self.data.get(name, {}), valid)
 
 
-_TOP = ("name", "description", "duration", "seed", "users", "operators", "policy", "jobs")
+_TOP = ("name", "description", "duration", "seed", "warmup", "users", "operators", "policy", "jobs")
 _USERS = ("arrivals", "think_time", "exchanges", "patience", "topics", "returning")
 _ARRIVAL_KEYS = {"poisson": ("kind", "rate", "scale"), "curve": ("kind", "points", "scale"), "trace": ("kind", "path")}
 _OPERATORS = ("count", "max_chats", "handle_time", "unassign_probability", "idle_probability", "idle_duration", "shifts",
@@ -207,6 +207,17 @@ def _shifts(ops: _Table, count: int) -> tuple[Shift, ...]:
     return tuple(out)
 
 
+def _warmup(top: _Table, duration: float) -> float | str:
+    """``warmup``: seconds >= 0 and < duration, or "auto" (MSER-5 per run)."""
+    value = top.data.get("warmup", 0.0)
+    if value == "auto":
+        return "auto"
+    expected = f'a number of seconds >= 0 and < duration ({duration:g}), or "auto"'
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value < duration):
+        raise top.error("warmup", f"{expected}, got {value!r}")
+    return float(value)
+
+
 def parse_scenario(data: Mapping[str, Any], *, source: str = "<dict>", base_dir: Path | None = None,
                    default_name: str = "scenario") -> Scenario:
     """Validate plain data (a parsed TOML document) into a :class:`Scenario`; raise :class:`ScenarioError`."""
@@ -215,6 +226,7 @@ def parse_scenario(data: Mapping[str, Any], *, source: str = "<dict>", base_dir:
     description = top.text("description", "")
     duration = top.number("duration", None, strict=True)
     seed = top.integer("seed", 0)
+    warmup = _warmup(top, duration)
 
     users_t = top.table("users", _USERS, required=True)
     arrivals = _arrivals(users_t.table("arrivals", ("kind", "rate", "points", "path", "scale"), required=True), base_dir)
@@ -272,5 +284,5 @@ def parse_scenario(data: Mapping[str, Any], *, source: str = "<dict>", base_dir:
         reassign_after=jobs_t.number("reassign_after", None, strict=True) if jobs_t.has("reassign_after") else None,
         reassign_check_interval=jobs_t.number("reassign_check_interval", 10.0, strict=True),
     )
-    return Scenario(name, description, duration, seed, users, operators, policy, jobs, source=source)
+    return Scenario(name, description, duration, seed, users, operators, policy, jobs, source=source, warmup=warmup)
 

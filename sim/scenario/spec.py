@@ -290,6 +290,9 @@ class Scenario:
     policy: PolicySpec = PolicySpec()
     jobs: Jobs = Jobs()
     source: str = field(default="<dict>", compare=False)  # file it came from (for error messages)
+    #: Scenario seconds at the start that every metric leaves out (the floor filling up from empty),
+    #: or ``"auto"``: chosen per run by MSER-5 (``chatlab.metrics.warmup``).
+    warmup: float | str = 0.0
 
     def rate_at(self, t: float) -> float:
         """Chat arrivals per second at scenario time ``t``."""
@@ -331,7 +334,7 @@ class Scenario:
     def to_dict(self) -> dict[str, Any]:
         """Every field (defaults filled in) as plain TOML-like data; :func:`parse_scenario` round-trips it."""
         return {"name": self.name, "description": self.description, "duration": self.duration, "seed": self.seed,
-                "users": self.users.to_dict(), "operators": self.operators.to_dict(),
+                "warmup": self.warmup, "users": self.users.to_dict(), "operators": self.operators.to_dict(),
                 "policy": self.policy.to_dict(), "jobs": self.jobs.to_dict()}
 
     def with_overrides(self, changes: Mapping[str, Any]) -> "Scenario":
