@@ -198,13 +198,16 @@ def test_cli_user_mistake_is_one_line_exit_2(scenario_file: Path, capsys: pytest
 
 
 def test_compare_real_replicates_both_sides_over_seeds(pg_uri: str, scenario_file: Path, tmp_path: Path) -> None:
-    """``--seeds 1-2``: a simulation and a load test per seed, each side pooled with its interval."""
+    """``--seeds 1-2``: a simulation and a load test per seed, each side pooled with its interval; ``--warmup``
+    cuts the same first seconds on both sides."""
     from chatlab.cli import main
 
     out = tmp_path / "cr2"
     code = main(["compare-real", str(scenario_file), "--policies", "exclude_last", "--seeds", "1-2", "--run-time", "4",
-                 "--out", str(out), "--users", str(USERS), "--database-url", pg_uri, "--no-progress"])
+                 "--out", str(out), "--users", str(USERS), "--database-url", pg_uri, "--no-progress",
+                 "--warmup", "30"])
     assert code == 0
+    assert "**warm-up cut**: the first 30 s" in (out / "summary.md").read_text()
     row = json.loads((out / "sim_vs_real.json").read_text())["policies"]["exclude_last"]["counts.assignments"]
     assert row["simulation_ci95"] is not None and row["load_test_ci95"] is not None and row["noise"] is not None
     meta = json.loads((out / "metrics.json").read_text())
