@@ -34,6 +34,7 @@ MD5 of the chat id, which PostgreSQL's ``md5()`` reproduces exactly.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
@@ -274,9 +275,44 @@ class OperatorOrderedPolicy(Policy):
         return result
 
     def pick(self, snapshot: Snapshot, operator_id: int) -> int | None:
-        if self._requester(snapshot, operator_id) is None:
+        """What :meth:`matching` gives the requester, computed only as far as the requester.
+
+        The operators behind it in key order cannot change its share, so only those ahead are
+        played, in order (a heap, not a sort of the whole floor), and the replay stops as soon
+        as the queue is used up: O(operators + taken x log operators) instead of a sort plus
+        a scan of the queue per operator.  With known-agent holds (whose queue order depends on
+        the operator) the full matching is replayed.
+        """
+        requester = self._requester(snapshot, operator_id)
+        if requester is None:
             return None
-        return self.matching(snapshot).get(operator_id)
+        routing, now = self.routing, snapshot.now
+        if routing.sticky_for is not None:
+            return self.matching(snapshot).get(operator_id)
+        queue = sorted((c for c in snapshot.chats if c.state in ASSIGNABLE_STATES), key=routing.queue_key)
+        eligible = self.fix_rule.eligible
+
+        def first_for(op: OperatorView, taken: set[int]) -> ChatView | None:
+            for chat in queue:
+                if chat.chat_id not in taken and eligible(chat, op.operator_id, now) and routing.serves(chat, op, snapshot):
+                    return chat
+            return None
+
+        if first_for(requester, set()) is None:  # nothing it may take at all, whoever goes first
+            return None
+        mine = self.key(requester)
+        ahead = [(k, i) for i, o in enumerate(snapshot.operators)
+                 if o.operator_id != operator_id and o.has_capacity and routing.takes_more(o) and (k := self.key(o)) < mine]
+        heapq.heapify(ahead)
+        taken: set[int] = set()
+        while ahead and len(taken) < len(queue):
+            got = first_for(snapshot.operators[heapq.heappop(ahead)[1]], taken)
+            if got is not None:
+                taken.add(got.chat_id)
+        if len(taken) == len(queue):
+            return None
+        got = first_for(requester, taken)
+        return None if got is None else got.chat_id
 
 
 class RoundRobin(OperatorOrderedPolicy):

@@ -58,10 +58,22 @@ class Operator:
         """Assignments in ``(now - window, now]`` (SQL: ``assigned_at > now - window``)."""
         return len(self.assigned_times) - bisect_right(self.assigned_times, now - window)
 
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        if name != "_view":  # any column changed: the cached view is stale
+            object.__setattr__(self, "_view", None)
+
     def view(self, recent: int = 0) -> OperatorView:
-        return OperatorView(self.id, self.online, self.load, self.max_chats,
+        """What a policy sees of it, cached until a column changes: an operator-ordered policy looks
+        at the whole floor at every pick, and most operators did not change since the last one."""
+        cached = self.__dict__.get("_view")
+        if cached is not None and cached.recent_assignments == recent and cached.assignments == len(self.assigned_times):
+            return cached
+        view = OperatorView(self.id, self.online, self.load, self.max_chats,
                             self.last_assigned_at, self.last_activity_at, self.skills, recent,
                             len(self.assigned_times))
+        object.__setattr__(self, "_view", view)
+        return view
 
 
 @dataclass

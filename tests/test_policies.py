@@ -123,3 +123,39 @@ def test_unknown_policy_names_and_parameters_are_user_errors() -> None:
     assert parse_policy_list("legacy, exclude_last,legacy") == ["legacy", "exclude_last"]
     with pytest.raises(UnknownPolicy):
         parse_policy_list("legacy,nope")
+
+
+def test_operator_ordered_pick_is_the_full_matching_up_to_the_requester() -> None:
+    """``pick`` plays only the operators ahead of the requester (a heap, stopping when the queue is
+    used up); on random floors — skills, weights, capacities, priorities, SLA order, fair limits,
+    exclusions — it gives exactly what the full greedy matching gives every operator."""
+    import random
+
+    from sim.routing import Routing
+
+    rng = random.Random(16)
+    routings = [Routing(), Routing(relax_after=30.0), Routing(sla_targets=(60.0, 10.0)),
+                Routing(fair_limit=2, fair_window=600.0), Routing(sticky_for=300.0)]
+    checked = 0
+    for case in range(300):
+        ops = tuple(OperatorView(i, online=rng.random() < 0.9, active_chats=rng.randint(0, 3), max_chats=3,
+                                 last_assigned_at=rng.choice([None, *range(0, 900, 50)]),
+                                 last_activity_at=rng.choice([None, *range(0, 900, 70)]),
+                                 skills=frozenset(rng.sample(["en", "fr", "vip"], rng.randint(0, 2))),
+                                 recent_assignments=rng.randint(0, 3))
+                    for i in range(1, rng.randint(2, 12)))
+        chats = tuple(ChatView(100 + j, rng.choice([WA, WA, WA, WR]), waiting_since=float(rng.randint(0, 990)),
+                               last_operator_id=rng.choice([None, *range(1, len(ops) + 1)]),
+                               skill=rng.choice([None, None, "en", "fr"]), priority=rng.randint(0, 1),
+                               weight=rng.randint(1, 2), created_at=float(rng.randint(700, 990)),
+                               sticky_operator_id=rng.choice([None, 1, 2]))
+                      for j in range(rng.randint(0, 10)))
+        s = snap(chats, ops)
+        for name in ("round_robin", "least_loaded", "longest_idle"):
+            policy = make_policy(name, routings[case % len(routings)])
+            full = policy.matching(s)
+            for op in ops:
+                expected = full.get(op.operator_id) if policy._requester(s, op.operator_id) else None
+                assert policy.pick(s, op.operator_id) == expected, (case, name, op.operator_id)
+                checked += expected is not None
+    assert checked > 300  # the floors were busy enough to hand out chats
