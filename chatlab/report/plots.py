@@ -223,14 +223,10 @@ def plot_queue_length(runs: Sequence[Analysis], path: Path) -> Path:
 
 
 def plot_state_occupancy(runs: Sequence[Analysis], path: Path) -> Path:
-    """Chats in each open state over time, stacked; one panel per run."""
-    n = max(1, len(runs))
-    cols = 1 if n == 1 else 2
-    rows = (n + cols - 1) // cols
-    fig = _figure(9.0 if cols == 1 else 12.0, 4.0 * rows if n > 1 else 4.5)
+    """Chats in each open state over time, stacked; one panel per run (shared axes)."""
     duration = max((r.metrics["run"]["duration_s"] for r in runs), default=0.0)
     scale, unit = _time_unit(duration)
-    axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True)
+    fig, axes = _panels(len(runs))
     for ax, run in zip(axes.flat, runs):
         counts = run.state_counts
         t = counts["time"].to_numpy() / scale
@@ -238,11 +234,9 @@ def plot_state_occupancy(runs: Sequence[Analysis], path: Path) -> Path:
         ax.stackplot(t, *ys, step="post", labels=list(OPEN_STATES),
                      colors=[_STATE_COLOURS[s] for s in OPEN_STATES], alpha=0.8)
         ax.set_title(run.label, fontsize="medium")
-        ax.set_ylabel("open chats")
-        ax.set_xlabel(f"scenario time ({unit})")
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(runs):]:
-        ax.set_visible(False)
+    fig.supxlabel(f"scenario time ({unit})")
+    fig.supylabel("open chats")
     axes.flat[0].legend(loc="upper left", fontsize="small")
     fig.suptitle("Open chats by state over time" + _title_suffix(runs))
     assert set(OPEN_STATES) < set(ALL_STATES)
