@@ -17,6 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from chatlab.metrics import ALL_STATES, OPEN_STATES, Analysis, ci_half_width, gini, lorenz_curve, wait_cdf
+from chatlab.report.plot_data import MAX_BARS, operator_view, queue_bins
 
 #: File name -> plotting function, in the order reports show them.
 PLOT_FILES: dict[str, str] = {
@@ -65,6 +66,20 @@ def _several(runs: Sequence[Analysis]) -> dict[str, Any] | None:
     return {"fontsize": "small", "ncols": min(4, len(runs))} if len(runs) > 1 else None
 
 
+def _panels(n: int) -> tuple[Figure, np.ndarray]:
+    """One panel per run (two columns for several), shared axes; spare panels hidden and the
+    x tick labels shown on the panel above a hidden one (sharex hides inner ones)."""
+    cols = 1 if n <= 1 else 2
+    rows = (max(1, n) + cols - 1) // cols
+    fig = _figure(9.0 if cols == 1 else 12.0, 4.5 if n <= 1 else 1.2 + 2.6 * rows)
+    axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True)
+    for k in range(n, rows * cols):
+        axes.flat[k].set_visible(False)
+        if k - cols >= 0:
+            axes.flat[k - cols].xaxis.set_tick_params(labelbottom=True)
+    return fig, axes
+
+
 def _finish(ax: Any, runs: Sequence[Analysis], title: str, xlabel: str, ylabel: str, *,
             legend: dict[str, Any] | None, grid: str = "both") -> None:
     """Every plot's labels: axis titles with units, the title with the scenario, legend, grid."""
@@ -85,7 +100,7 @@ def plot_lorenz(runs: Sequence[Analysis], path: Path) -> Path:
         values = run.per_operator["assignments"].to_numpy(dtype="float64")
         x, y = lorenz_curve(values)
         g = gini(values)  # of the plotted counts (pooled over seeds for a multi-seed column)
-        ax.plot(x, y, marker="o", markersize=3, label=f"{run.label} (Gini {g:.3f})" if g is not None else run.label)
+        ax.plot(x, y, marker="o" if len(values) <= MAX_BARS else None, markersize=3, label=f"{run.label} (Gini {g:.3f})" if g is not None else run.label)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     _finish(ax, runs, "Lorenz curve of assignments per operator",
@@ -122,16 +137,31 @@ def plot_utilisation(runs: Sequence[Analysis], path: Path) -> Path:
 
 
 def plot_operator_assignments(runs: Sequence[Analysis], path: Path) -> Path:
-    """Assignments per operator as grouped bars (one colour per run)."""
-    ops = sorted({int(o) for run in runs for o in run.per_operator["operator_id"]})
+    """Assignments per operator: grouped bars (one colour per run) for up to ``MAX_BARS`` operators,
+    else each run's counts sorted from most to fewest as a curve (500 bars are unreadable and slow;
+    the curve's shape shows how evenly work is spread), see :func:`chatlab.report.plot_data.operator_view`."""
+    view = operator_view(runs)
+    if view.kind == "sorted":
+        fig = _figure(9.0, 5.0)
+        ax = fig.add_subplot()
+        for run in runs:
+            counts = view.counts[run.label]
+            ax.plot(view.x, counts, drawstyle="steps-mid", linewidth=1.5,
+                    label=f"{run.label} (mean {counts.mean():.1f})")
+        ax.set_xlim(0.5, len(view.x) + 0.5)
+        ax.set_ylim(bottom=0)
+        _finish(ax, runs, f"Assignments per operator, sorted ({len(view.x)} operators)",
+                "operator rank (most assignments first)", "assignments (count)",
+                legend={"fontsize": "small", "ncols": min(2, len(runs))})
+        return _save(fig, path)
+    ops = view.x
     fig = _figure(max(8.0, 0.35 * len(ops) * max(1, len(runs)) ** 0.5 + 4), 5.0)
     ax = fig.add_subplot()
     width = 0.8 / max(1, len(runs))
     x = np.arange(len(ops))
     for i, run in enumerate(runs):
-        counts = run.per_operator.set_index("operator_id")["assignments"].reindex(ops, fill_value=0)
-        ax.bar(x + (i - (len(runs) - 1) / 2) * width, counts.to_numpy(dtype=float), width, label=run.label)
-    ax.set_xticks(x, [str(o) for o in ops], fontsize="small")
+        ax.bar(x + (i - (len(runs) - 1) / 2) * width, view.counts[run.label], width, label=run.label)
+    ax.set_xticks(x, [str(o) for o in ops], fontsize="small", rotation=90 if len(ops) > 20 else 0)
     _finish(ax, runs, "Assignments per operator", "operator id", "assignments (count)",
             legend=_several(runs), grid="y")
     return _save(fig, path)
@@ -164,28 +194,39 @@ def plot_wait_cdf(runs: Sequence[Analysis], path: Path) -> Path:
 
 
 def plot_queue_length(runs: Sequence[Analysis], path: Path) -> Path:
-    """Chats waiting for assignment over scenario time (step functions)."""
+    """Chats waiting for assignment over scenario time, one panel per run on shared axes: the
+    time-weighted mean per time bin as a line, the bin's maximum as a light band
+    (:func:`chatlab.report.plot_data.queue_bins`, 50-100 bins of a round width whatever the
+    run's length).  Every step of seven runs over hours on one axis was an unreadable barcode."""
     duration = max((r.metrics["run"]["duration_s"] for r in runs), default=0.0)
     scale, unit = _time_unit(duration)
-    fig = _figure(9.0, 4.5)
-    ax = fig.add_subplot()
-    for run in runs:
-        q = run.queue
-        ax.step(q["time"] / scale, q["queue_length"], where="post", label=run.label, linewidth=1)
-    _finish(ax, runs, "Queue length over time", f"scenario time ({unit})", "chats waiting for assignment",
-            legend=_several(runs))
+    fig, axes = _panels(len(runs))
+    width = None
+    for i, (ax, run) in enumerate(zip(axes.flat, runs)):
+        bins = queue_bins(run.queue, float(run.metrics["run"]["duration_s"]))
+        mean = run.metrics["health"].get("queue_mean")
+        ax.set_title(run.label + (f" (mean {mean:.2f})" if mean is not None else ""), fontsize="medium")
+        ax.grid(alpha=0.3)
+        if not len(bins):
+            continue
+        width = float(bins["end"].iloc[0] - bins["start"].iloc[0])
+        edges = np.append(bins["start"].to_numpy(), bins["end"].iloc[-1]) / scale
+        ax.stairs(bins["max"].to_numpy(), edges, fill=True, color=f"C{i % 10}", alpha=0.25, label="max in bin")
+        ax.stairs(bins["mean"].to_numpy(), edges, color=f"C{i % 10}", linewidth=1.8, label="time-weighted mean in bin")
+    axes.flat[0].set_ylim(bottom=0)
+    axes.flat[0].legend(loc="best", fontsize="small")
+    fig.supxlabel(f"scenario time ({unit})")
+    fig.supylabel("chats waiting for assignment")
+    per = "" if width is None else f" per {width / 60:g} min bin" if width >= 60 else f" per {width:g} s bin"
+    fig.suptitle("Queue length over time" + per + _title_suffix(runs))
     return _save(fig, path)
 
 
 def plot_state_occupancy(runs: Sequence[Analysis], path: Path) -> Path:
-    """Chats in each open state over time, stacked; one panel per run."""
-    n = max(1, len(runs))
-    cols = 1 if n == 1 else 2
-    rows = (n + cols - 1) // cols
-    fig = _figure(9.0 if cols == 1 else 12.0, 4.0 * rows if n > 1 else 4.5)
+    """Chats in each open state over time, stacked; one panel per run (shared axes)."""
     duration = max((r.metrics["run"]["duration_s"] for r in runs), default=0.0)
     scale, unit = _time_unit(duration)
-    axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True)
+    fig, axes = _panels(len(runs))
     for ax, run in zip(axes.flat, runs):
         counts = run.state_counts
         t = counts["time"].to_numpy() / scale
@@ -193,11 +234,9 @@ def plot_state_occupancy(runs: Sequence[Analysis], path: Path) -> Path:
         ax.stackplot(t, *ys, step="post", labels=list(OPEN_STATES),
                      colors=[_STATE_COLOURS[s] for s in OPEN_STATES], alpha=0.8)
         ax.set_title(run.label, fontsize="medium")
-        ax.set_ylabel("open chats")
-        ax.set_xlabel(f"scenario time ({unit})")
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(runs):]:
-        ax.set_visible(False)
+    fig.supxlabel(f"scenario time ({unit})")
+    fig.supylabel("open chats")
     axes.flat[0].legend(loc="upper left", fontsize="small")
     fig.suptitle("Open chats by state over time" + _title_suffix(runs))
     assert set(OPEN_STATES) < set(ALL_STATES)

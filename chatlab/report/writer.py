@@ -9,8 +9,8 @@ Layout of a **run report** (``chatlab run``, ``chatlab report LOG``)::
     per_hour.csv                per_hour() table
     events.parquet, events.csv  the event log (sim/eventlog.py schema)
     run.json                    the log's attrs + the run's label (CSV cannot hold attrs)
-    *.png                       lorenz, operator_assignments, wait_cdf, queue_length,
-                                state_occupancy, repeat_assignments
+    *.png                       plots.PLOT_FILES: lorenz, utilisation, operator_assignments, wait_cdf,
+                                queue_length, state_occupancy, repeat_assignments, key_metrics
 
 A **load-test report** (``chatlab loadtest``) is a run report whose directory also holds the
 load test's ``loadtest.json`` and Locust's CSV files; its page gains the "Load test" section.
