@@ -103,6 +103,7 @@ def _feed_arrivals(run: Runtime, arrivals: list[Arrival], environment: Any) -> N
     """Release each arrival at its instant; RealUsers take them from the queue in order.
     Dying silently would starve the run of users: an exception here fails it as a user's does."""
     try:
+        usererrors.inject_fault("feeder")  # tests only ($CHATLAB_LOADTEST_FAULT)
         for arrival in arrivals:
             run.clock.sleep_until(arrival.time)
             if run.stopping:

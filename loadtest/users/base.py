@@ -27,7 +27,7 @@ class ChatUser(User):
     role: ClassVar[str] = "user"
 
     def on_start(self) -> None:
-        inject_fault(self.role)  # tests only ($CHATLAB_LOADTEST_FAULT): an exception here fails the run
+        inject_fault(f"{self.role}.on_start")  # tests only ($CHATLAB_LOADTEST_FAULT): an exception here fails the run
         self.db = self.connect()
 
     def on_stop(self) -> None:

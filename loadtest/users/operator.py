@@ -185,6 +185,7 @@ class Operator(ChatUser):
                 time.sleep(run.poll_wall(run.scenario.policy.poll_interval))
 
     def _poll_step(self, run: Runtime, db: ChatDB) -> None:
+        usererrors.inject_fault("operator.poller")  # tests only ($CHATLAB_LOADTEST_FAULT)
         sc, clock = run.scenario, run.clock
         pol, jobs = sc.policy, sc.jobs
         now = clock.now()
