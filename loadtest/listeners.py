@@ -8,7 +8,10 @@
 * ``test_start`` — scenario t = 0: start the clock, record the database's time of it, and
   release this process's share of the arrivals at their instants;
 * ``test_stopping`` / ``quitting`` — stop the flows' loops; write the run info
-  (``locust_run_info.json``: the start time and counters the session needs).
+  (``locust_run_info.json``: the start time and counters the session needs, and the
+  exceptions users raised, which fail the run: ``loadtest/usererrors.py``).
+
+With ``--web``, ``init`` also adds the lab's live tabs to Locust's web UI (``loadtest/webui.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 from locust import events
 
 from chatlab.db.client import ChatDB
+from loadtest import usererrors, webui
 from loadtest.runtime import Runtime, install, installed
 from loadtest.settings import CONFIG_ENV, BadLoadTestConfig, LoadTestSettings
 from loadtest.users.housekeeper import Housekeeper
@@ -29,6 +33,8 @@ from sim.population import Arrival, Population, share
 
 #: Set by the locustfile: the psycopg wait function it checked (written to the run info).
 WAIT_FUNCTION = {"name": "?"}
+#: The web UI's live numbers of this process (None without --web, and on workers).
+LIVE: dict[str, webui.LiveNumbers | None] = {"numbers": None}
 
 
 def _role(environment: Any) -> str:
@@ -64,7 +70,7 @@ def _on_init(environment: Any, **_: Any) -> None:
     settings = LoadTestSettings.from_env()
     if environment.parsed_options is not None:
         environment.parsed_options.chatlab_config = settings.to_json()
-    _install(settings, environment)
+    LIVE["numbers"] = webui.install(environment, _install(settings, environment))
 
 
 @events.test_start.add_listener
@@ -89,17 +95,22 @@ def _on_test_start(environment: Any, **_: Any) -> None:
         run.count("arrivals_scheduled", len(mine))
         import gevent
 
-        run.feeder = gevent.spawn(_feed_arrivals, run, mine)
+        run.feeder = gevent.spawn(_feed_arrivals, run, mine, environment)
     _write_run_info(run, environment)
 
 
-def _feed_arrivals(run: Runtime, arrivals: list[Arrival]) -> None:
-    """Release each arrival at its instant; RealUsers take them from the queue in order."""
-    for arrival in arrivals:
-        run.clock.sleep_until(arrival.time)
-        if run.stopping:
-            return
-        run.arrivals.put(arrival)
+def _feed_arrivals(run: Runtime, arrivals: list[Arrival], environment: Any) -> None:
+    """Release each arrival at its instant; RealUsers take them from the queue in order.
+    Dying silently would starve the run of users: an exception here fails it as a user's does."""
+    try:
+        usererrors.inject_fault("feeder")  # tests only ($CHATLAB_LOADTEST_FAULT)
+        for arrival in arrivals:
+            run.clock.sleep_until(arrival.time)
+            if run.stopping:
+                return
+            run.arrivals.put(arrival)
+    except Exception as exc:  # noqa: BLE001 - reported, then the run fails (loadtest/usererrors.py)
+        usererrors.report(environment, None, exc)
 
 
 @events.test_stopping.add_listener
@@ -112,12 +123,15 @@ def _on_test_stopping(**_: Any) -> None:
 @events.quitting.add_listener
 def _on_quitting(environment: Any, **_: Any) -> None:
     run = installed()
+    errors = usererrors.on_quitting(environment)  # a user's exception: Locust exits USER_ERROR_EXIT
+    if LIVE["numbers"] is not None:
+        LIVE["numbers"].close()
     if run is not None:
         run.stopping = True
-        _write_run_info(run, environment)
+        _write_run_info(run, environment, errors)
 
 
-def _write_run_info(run: Runtime, environment: Any) -> None:
+def _write_run_info(run: Runtime, environment: Any, extra: dict[str, Any] | None = None) -> None:
     """Start time and counters for the session (``locust_run_info.json``; workers add ``.workerN``)."""
     path = run.settings.run_info_path
     if run.started_at_db is None:
@@ -136,6 +150,7 @@ def _write_run_info(run: Runtime, environment: Any) -> None:
         "arrival_lateness_p50_s": float(np.percentile(late, 50)) if late.size else None,
         "arrival_lateness_max_s": float(late.max()) if late.size else None,
         "written_at": time.time(),
+        **(extra or {}),
     }
     try:
         with open(path, "w") as fh:

@@ -42,6 +42,7 @@ from loadtest.plan import pool_limit
 from loadtest.settings import CONFIG_ENV, LoadTestSettings, LoadTestUsageError
 from loadtest.target import Target, TargetError
 from loadtest.target_client import TargetDB
+from loadtest.usererrors import USER_ERROR_EXIT
 from sim.errors import ChatLabError
 
 LOCUSTFILE = ROOT / "loadtest" / "locustfile.py"
@@ -162,6 +163,8 @@ def run_load_test(settings: LoadTestSettings, *, on_tick: Callable[[float], None
             finally:
                 config_path.unlink(missing_ok=True)  # it holds the database URL (maybe a password)
             info = _read_run_info(Path(run.run_info_path))
+            if info.get("user_errors") or result.returncode == USER_ERROR_EXIT:
+                raise LoadTestFailed(user_error_message(info, result))
             if result.returncode not in (0, 1) or result.timed_out or not info.get("started_at_db"):
                 raise LoadTestFailed(
                     f"Locust did not run to the end (exit {result.returncode}"
@@ -197,6 +200,15 @@ def run_load_test(settings: LoadTestSettings, *, on_tick: Callable[[float], None
                               wall_s=time.monotonic() - started, integrity=checks, notes=notes)
     (out_dir / RESULTS_FILE).write_text(json.dumps(outcome.results(), indent=2, default=str) + "\n")
     return outcome
+
+
+def user_error_message(info: dict[str, Any], result: LocustResult) -> str:
+    """One line: a Locust user raised, so the run's numbers are not the scenario's (``loadtest/usererrors.py``)."""
+    n = int(info.get("user_errors") or 0)
+    first = info.get("first_user_error")
+    what = f"{n} exception{'s' if n != 1 else ''} in Locust users" if n else "an exception in a Locust user"
+    return (f"the load test is not valid: {what}{f' (first: {first})' if first else ''}; "
+            f"tracebacks in {result.log_path}")
 
 
 def target_notes(target: Target, scenario: Any) -> list[str]:

@@ -280,6 +280,11 @@ class ChatDB:
         """History checks after a load test: assignments, double_assigned, over_capacity."""
         return {k: int(v) for k, v in self.run("integrity", as_dict=True)[0].items()}
 
+    def live_numbers(self) -> dict[str, Any]:
+        """The run so far in one snapshot (queue, assignments, repeats, premature, served-wait
+        percentiles in wall s, per operator): what a load test's web UI tab shows while it runs."""
+        return dict(self.run("live_numbers", as_dict=True)[0])
+
     # -- getters -----------------------------------------------------------------------
     def state_of(self, chat_id: int) -> State:
         value = self._scalar("chat_state", {"chat_id": chat_id})

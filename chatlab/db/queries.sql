@@ -186,6 +186,45 @@ LEFT JOIN chats c ON c.assigned_operator_id = o.id AND c.chat_state = 'assigned'
 WHERE o.id = %(operator_id)s
 ORDER BY c.last_user_message_at, c.id
 
+-- name: live_numbers
+-- The run so far, read while it runs (the load test's web UI tab, loadtest/webui.py), in one
+-- snapshot and one row; times in wall seconds of the database clock.  The definitions are
+-- chatlab.metrics' (episodes.py): a repeat assigns a chat to the operator of its previous
+-- assign, a premature one assigns it from waiting_real_user_reply, a served wait runs from the
+-- chat's entry into the queue (from another state, or its creation) to the assign that ends it.
+-- operators: one JSON object per operator (id, online, holding, assignments, repeats, premature).
+WITH asg AS (
+    SELECT e.id, e.chat_id, e.operator_id, e.at, e.from_state,
+           e.operator_id = lag(e.operator_id) OVER (PARTITION BY e.chat_id ORDER BY e.id) AS is_repeat
+    FROM chat_events e WHERE e.event = 'assign'
+), waits AS (
+    SELECT extract(epoch FROM a.at - (
+               SELECT max(s.at) FROM chat_events s
+               WHERE s.chat_id = a.chat_id AND s.id < a.id AND s.to_state = 'waiting_assignment'
+                 AND s.from_state IS DISTINCT FROM 'waiting_assignment'))::float8 AS wait_s
+    FROM asg a WHERE a.from_state = 'waiting_assignment'
+), per_operator AS (
+    SELECT o.id, o.is_online,
+           (SELECT count(*) FROM chats c WHERE c.chat_state = 'assigned' AND c.assigned_operator_id = o.id) AS holding,
+           count(a.id) AS assignments,
+           count(a.id) FILTER (WHERE a.is_repeat) AS repeats,
+           count(a.id) FILTER (WHERE a.from_state = 'waiting_real_user_reply') AS premature
+    FROM operators o LEFT JOIN asg a ON a.operator_id = o.id
+    GROUP BY o.id, o.is_online
+)
+SELECT (SELECT count(*) FROM chats) AS chats,
+       (SELECT count(*) FROM chats WHERE chat_state = 'completed') AS completed,
+       (SELECT count(*) FROM chats WHERE chat_state = 'waiting_assignment') AS queue_length,
+       (SELECT count(*) FROM asg) AS assignments,
+       (SELECT count(*) FROM asg WHERE is_repeat) AS repeats,
+       (SELECT count(*) FROM asg WHERE from_state = 'waiting_real_user_reply') AS premature,
+       (SELECT count(wait_s) FROM waits) AS waits_served,
+       (SELECT percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY wait_s) FROM waits) AS wait_percentiles_s,
+       (SELECT coalesce(json_agg(json_build_object(
+            'id', p.id, 'online', p.is_online, 'holding', p.holding, 'assignments', p.assignments,
+            'repeats', p.repeats, 'premature', p.premature) ORDER BY p.id), '[]'::json)
+        FROM per_operator p) AS operators
+
 -- ---------------------------------------------------------------------------------------
 -- checks after load (chatlab.correctness, the load test's history checks)
 -- ---------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ As Locust's own ``HttpUser`` owns its ``client``, a ``ChatUser`` opens a
 on it is reported to Locust (:class:`~loadtest.reporting.LocustReporter`).  Subclasses set
 ``role`` (the connection's ``application_name`` and the requests' context) and add their
 tasks; :meth:`connect` opens a second connection for a user with a second greenlet.
+An exception a user raises fails the run (``loadtest/usererrors.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from locust import User, constant
 
 from chatlab.db.client import ChatDB
 from loadtest.reporting import LocustReporter
+from loadtest.usererrors import inject_fault
 from loadtest.runtime import current
 from loadtest.target_client import TargetDB
 
@@ -25,6 +27,7 @@ class ChatUser(User):
     role: ClassVar[str] = "user"
 
     def on_start(self) -> None:
+        inject_fault(f"{self.role}.on_start")  # tests only ($CHATLAB_LOADTEST_FAULT): an exception here fails the run
         self.db = self.connect()
 
     def on_stop(self) -> None:

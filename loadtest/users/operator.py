@@ -27,6 +27,7 @@ from locust import task
 from locust.exception import StopUser
 
 from chatlab.db.client import ChatDB
+from loadtest import usererrors
 from loadtest.reporting import attempt
 from loadtest.runtime import CLIENT_POLL, MIN_POLL_WALL_S, Runtime, current
 from loadtest.settings import SeededOperator
@@ -177,12 +178,14 @@ class Operator(ChatUser):
                 self._loop(run, lambda r: self._poll_step(r, db), "poller_errors")
             except gevent.GreenletExit:
                 raise
-            except Exception:  # never die silently: the operator would stop taking chats
+            except Exception as exc:  # never die silently: the operator would stop taking chats
                 log.exception("operator %s poller", self.op)
                 run.count("poller_crashes")
+                usererrors.report(self.environment, self, exc)  # and the run fails at the end
                 time.sleep(run.poll_wall(run.scenario.policy.poll_interval))
 
     def _poll_step(self, run: Runtime, db: ChatDB) -> None:
+        usererrors.inject_fault("operator.poller")  # tests only ($CHATLAB_LOADTEST_FAULT)
         sc, clock = run.scenario, run.clock
         pol, jobs = sc.policy, sc.jobs
         now = clock.now()
