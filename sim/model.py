@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 import simpy
 
+from sim.dispatch import dispatch
 from sim.eventlog import EventLogBuilder
 from sim.policies import Policy, RandomChoice, make_policy
 from sim.population import SALT_STREAM, Arrival, Population, Streams
@@ -132,7 +133,6 @@ class ChatModel:
         self.chats: dict[int, _UserChat] = {}
         self.push = scenario.policy.mode == "push"
         self.poll = scenario.policy.poll_interval
-        self._push_next = 0
         self._users = 0
         self._random_policy = isinstance(policy, RandomChoice)
 
@@ -163,18 +163,10 @@ class ChatModel:
             self.dispatch()
 
     def dispatch(self) -> None:
-        """Push mode: offer the queue to free operators in turn until nobody takes anything."""
-        system, n = self.system, len(self.agents)
-        progress = True
-        while progress and system.has_waiting():
-            progress = False
-            start = self._push_next
-            for k in range(n):
-                agent = self.agents[(start + k) % n]
-                if system.has_capacity(agent.id) and self._assign(agent) is not None:
-                    progress = True
-                    self._push_next = (agent.index + 1) % n
-                    self._wake(agent)
+        """Push mode: offer the queue to free operators in turn until nobody takes anything
+        (:func:`sim.dispatch.dispatch`, the rule SQL's ``dispatch_waiting_chats`` follows)."""
+        for op, _ in dispatch(self.system, self.policy, now=self.env.now, salt=self._salt):
+            self._wake(self.by_id[op])
 
     # ----------------------------------------------------------------- arrivals and users
 

@@ -209,6 +209,24 @@ class ChatDB:
             nothing_if_empty=True)
         return None if value is None else int(value)
 
+    def wake_dispatchers(self) -> None:
+        """Opt this session in: its queue changes (a new chat or message, a freed slot, a log-in) now
+        NOTIFY the push dispatchers (021's trigger; off by default, as NOTIFY serialises commits)."""
+        self.run("notify_on")
+
+    def dispatch_waiting_chats(
+        self, policy: str = "exclude_last", fallback_after: float = 300.0, salt: int | None = 0,
+        relax_after: float | None = None, sla_targets: Sequence[float] | None = None,
+        sticky_for: float | None = None, fair_limit: int | None = None, fair_window: float | None = 3600.0,
+    ) -> list[tuple[int, int]]:
+        """Push mode: offer the queue to the online operators in turn (:func:`sim.dispatch.dispatch`'s rule);
+        (operator, chat) per assignment made, in order."""
+        rows = self.run("dispatch_waiting_chats", {
+            "policy": policy, "fallback_after": fallback_after, "salt": salt, "relax_after": relax_after,
+            "sla_targets": None if sla_targets is None else list(sla_targets), "sticky_for": sticky_for,
+            "fair_limit": fair_limit, "fair_window": fair_window})
+        return [(int(op), int(chat)) for op, chat in rows]
+
     def operator_message(self, operator_id: int, chat_id: int, body: str) -> int:
         """Returns the message id."""
         return int(self._scalar("operator_message", {"operator_id": operator_id, "chat_id": chat_id, "body": body}))

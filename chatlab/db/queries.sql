@@ -65,6 +65,21 @@ SELECT assign_chat_to_operator(%(operator_id)s, %(policy)s, %(fallback_after)s::
                                %(relax_after)s::float8, %(sla_targets)s::float8[], %(sticky_for)s::float8,
                                %(fair_limit)s::integer, %(fair_window)s::float8)
 
+-- name: dispatch_waiting_chats
+-- Push mode: one dispatch round-robin over the online operators (021); one row per assignment made.
+SELECT operator_id, chat_id FROM dispatch_waiting_chats(%(policy)s, %(fallback_after)s::float8, %(salt)s::bigint,
+                                                        %(relax_after)s::float8, %(sla_targets)s::float8[],
+                                                        %(sticky_for)s::float8, %(fair_limit)s::integer,
+                                                        %(fair_window)s::float8)
+
+-- name: listen_work
+-- A dispatcher's session: wake on chatlab_work (payload: the schema whose queue changed).
+LISTEN chatlab_work
+
+-- name: notify_on
+-- This session's queue changes wake the dispatchers (021's trigger sends NOTIFY only then).
+SET chatlab.notify = on
+
 -- name: operator_message
 SELECT operator_message(%(operator_id)s, %(chat_id)s, %(body)s)
 
