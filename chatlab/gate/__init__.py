@@ -34,8 +34,16 @@ class Bound:
     limit: float
     unit: str = ""
 
+    @property
+    def operator(self) -> str:
+        return "<=" if self.kind == "max" else ">="
+
     def describe(self) -> str:
-        return f"{'<=' if self.kind == 'max' else '>='} {_fmt(self.limit, self.unit)}"
+        return f"{self.operator} {_fmt(self.limit, self.unit)}"
+
+    def test_name(self) -> str:
+        """The bound in the metric's own units, as a CI report names it: ``assignment.repeat_rate <= 0``."""
+        return f"{self.key} {self.operator} {self.limit:g}"
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,13 @@ class Check:
         return self.value <= self.bound.limit if self.bound.kind == "max" else self.value >= self.bound.limit
 
     @property
+    def margin(self) -> float | None:
+        """How far inside the bound the value is: >= 0 holds, < 0 breaks it (None: unmeasurable)."""
+        if self.value is None:
+            return None
+        return self.bound.limit - self.value if self.bound.kind == "max" else self.value - self.bound.limit
+
+    @property
     def excess(self) -> float | None:
         """How far past the bound the value is (0 when it holds, None when unmeasurable)."""
         if self.value is None:
@@ -66,10 +81,10 @@ class Check:
         text = f"{status}  {self.run}: {self.bound.name} = {value} (bound {self.bound.describe()})"
         if self.value is None:
             return text + ": not measurable in this run (no data), counted as a failure"
-        if not self.passed:
-            word = "over" if self.bound.kind == "max" else "under"
-            text += f": {_fmt(self.excess or 0.0, self.bound.unit)} {word} the bound"
-        return text
+        if self.passed:
+            return text + f": margin {_fmt(self.margin or 0.0, self.bound.unit)}"
+        word = "over" if self.bound.kind == "max" else "under"
+        return text + f": {_fmt(self.excess or 0.0, self.bound.unit)} {word} the bound"
 
 
 def _fmt(value: float, unit: str) -> str:
