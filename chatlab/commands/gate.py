@@ -94,8 +94,11 @@ def main(args: argparse.Namespace) -> int:
         if is_log_target(target):
             find_logs(Path(target))
             resolved.append(("log", target))
+        elif Path(target).is_file() and Path(target).suffix.lower() != ".toml":
+            raise common.UsageError(f"TARGET {target}: expected a scenario (a name or a .toml file), a report "
+                                    "directory, or an event log (events.parquet / events.csv)")
         else:
-            resolved.append(("scenario", common.load_scenario_arg(target, args.duration, common.warmup_overrides(args))))
+            resolved.append(("scenario", common.load_scenario_arg(target, args.duration, common.scenario_overrides(args))))
     if args.target is not None:
         if args.policy is not None:
             raise common.UsageError("--policy: with --target the target's own assign function runs; drop --policy")
@@ -139,7 +142,7 @@ def _plan(args: argparse.Namespace, scenario, seed):  # noqa: ANN001, ANN202
         common.default_out(scenario.name, f"gate-{name}-seed{seed}")
     return plan(str(scenario.source) if str(scenario.source).endswith(".toml") else scenario.name,
                 time_scale=args.time_scale, run_time_s=args.run_time, seed=seed, out_dir=out,
-                database_url=args.database_url, target=args.target, overrides=common.warmup_overrides(args) or None)
+                database_url=args.database_url, target=args.target, overrides=common.scenario_overrides(args) or None)
 
 
 def _load_test(args: argparse.Namespace, scenario, seed):  # noqa: ANN001, ANN202
