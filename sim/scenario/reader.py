@@ -162,7 +162,7 @@ def _arrivals(t: _Table, base_dir: Path | None) -> Arrivals:
     if kind_raw == "poisson":
         rate = t.number("rate", None, limit=MAX_RATE)
         if rate * scale > MAX_RATE:
-            raise t.error("scale", f"a rate x scale of at most {MAX_RATE:g} chats/s; got {rate:g} x {scale:g}")
+            raise t.error("scale", f"a rate x scale of at most {MAX_RATE:,.0f} chats/s; got {rate:g} x {scale:g}")
         return Arrivals("poisson", rate=rate, scale=scale)
     if kind_raw == "curve":
         raw = t.data.get("points")
@@ -181,7 +181,7 @@ def _arrivals(t: _Table, base_dir: Path | None) -> Arrivals:
         if max(r for _, r in points) <= 0:
             raise t.error("points", "at least one rate > 0")
         if max(r for _, r in points) * scale > MAX_RATE:
-            raise t.error("points", f"rates x scale of at most {MAX_RATE:g} chats/s; the highest is "
+            raise t.error("points", f"rates x scale of at most {MAX_RATE:,.0f} chats/s; the highest is "
                                     f"{max(r for _, r in points) * scale:g}")
         return Arrivals("curve", points=tuple(points), scale=scale)
     path_text = t.text("path")
