@@ -168,6 +168,11 @@ def plan(scenario: str, *, policy: str | None = None, time_scale: float = DEFAUL
         raise LoadTestUsageError(f"--web-port must be between 1024 and 65535, got {web_port}")
     if expect_workers < 0 or local_workers < 0 or local_workers > expect_workers:
         raise LoadTestUsageError("--local-workers must be between 0 and --expect-workers")
+    if database_url or os.environ.get("DATABASE_URL"):
+        check_database_url(database_url or os.environ["DATABASE_URL"],
+                           "--database-url" if database_url else "$DATABASE_URL")
+    if web:
+        check_port_free(web_port, "--web-port")
     if policy is not None:
         make_policy(policy)  # UnknownPolicy (a ChatLabError) names the valid ones
     outside = None
@@ -202,6 +207,30 @@ def plan(scenario: str, *, policy: str | None = None, time_scale: float = DEFAUL
         web=web, web_port=web_port, expect_workers=expect_workers, local_workers=local_workers,
         master_bind_host=master_bind_host, master_port=master_port, overrides=dict(overrides or {}),
         target=None if outside is None else str(outside.path))
+
+
+def check_database_url(url: str, option: str) -> None:
+    """A connection string psycopg can read (a URL or ``key=value`` pairs), checked before anything starts."""
+    import psycopg  # here only: the Locust processes import this module before gevent patches select
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(url)
+    except psycopg.Error as exc:
+        raise LoadTestUsageError(f"{option}: expected a PostgreSQL URL like postgresql://user@host:5432/dbname "
+                                 f"(or key=value settings); it cannot be read ({' '.join(str(exc).split())})") from None
+
+
+def check_port_free(port: int, option: str) -> None:
+    """Nothing listens on ``127.0.0.1:port`` (else Locust's web UI would die with a gevent traceback)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise LoadTestUsageError(f"{option}: port {port} on 127.0.0.1 is in use ({exc.strerror}); "
+                                     f"choose a free one, e.g. {option} {port + 1}") from None
 
 
 def seeded_operators(scenario: Scenario, duration: float) -> tuple[SeededOperator, ...]:

@@ -27,6 +27,21 @@ class UsageError(ChatLabError):
     """A command-line value that cannot be used (bad seed range, bad --set, bad duration)."""
 
 
+#: The largest seed (numpy's seeds are unsigned 32-bit words; the lab keeps every seed in one).
+MAX_SEED = 2**32 - 1
+
+
+def seed_value(text: str) -> int:
+    """``--seed N``: an integer 0..:data:`MAX_SEED` (argparse turns the error into one line)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer 0..{MAX_SEED}, got {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected an integer 0..{MAX_SEED}, got {text!r}")
+    return value
+
+
 # --------------------------------------------------------------------------- arguments
 
 
@@ -68,7 +83,8 @@ def add_simulation_arguments(parser: argparse.ArgumentParser, *, seed_help: str 
                              multi_seed: bool = False,
                              seeds_help: str = "several seeds: N, A-B or a list like 1-5,9 (every run is repeated "
                                                "per seed; tables show the mean ± its 95 % confidence interval)") -> None:
-    parser.add_argument("--seed", type=int, default=None, metavar="N", help=seed_help)
+    parser.add_argument("--seed", type=seed_value, default=None, metavar="N", help=seed_help)
+    add_set_argument(parser)
     if multi_seed:
         parser.add_argument("--seeds", default=None, metavar="SEEDS", help=seeds_help)
     parser.add_argument("--duration", type=float, default=None, metavar="S",
@@ -82,6 +98,56 @@ def add_warmup_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", default=None, metavar="S|auto",
                         help="leave the first S scenario seconds out of every metric, or 'auto' to choose them per "
                              "run by MSER-5 (default: the scenario's warmup field, else 0)")
+
+
+def add_set_argument(parser: argparse.ArgumentParser) -> None:
+    """``--set FIELD=VALUE`` (repeatable): one scenario field changed for this run (``sweep`` takes lists)."""
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="FIELD=VALUE",
+                        help="change a scenario field for this run, e.g. operators.count=4 (repeatable)")
+
+
+def _scalar(text: str) -> Any:
+    text = text.strip()
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return text
+
+
+def parse_set(text: str) -> tuple[str, list[Any]]:
+    """``"operators.count=3,4,5"`` -> ("operators.count", [3, 4, 5])."""
+    if "=" not in text:
+        raise UsageError(f"--set {text!r}: expected FIELD=VALUE[,VALUE...], e.g. operators.count=3,4,5")
+    field, values = text.split("=", 1)
+    field = field.strip()
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", field):
+        raise UsageError(f"--set {text!r}: {field!r} is not a field path like operators.count")
+    items = [_scalar(v) for v in values.split(",") if v.strip()]
+    if not items:
+        raise UsageError(f"--set {text!r}: no value after '='")
+    return field, items
+
+
+def set_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """``--set FIELD=VALUE`` options as overrides for :meth:`Scenario.with_overrides` (one value each)."""
+    out: dict[str, Any] = {}
+    for text in getattr(args, "sets", None) or []:
+        field, items = parse_set(text)
+        if len(items) != 1:
+            raise UsageError(f"--set {text!r}: expected one value (only chatlab sweep takes a list)")
+        if field in out:
+            raise UsageError(f"--set given twice for {field}")
+        out[field] = items[0]
+    return out
+
+
+def scenario_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Every scenario field the command line changes: ``--set`` ones, then ``--warmup``."""
+    return {**set_overrides(args), **warmup_overrides(args)}
 
 
 def warmup_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -133,7 +199,8 @@ def add_loadtest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--users", type=int, default=None, metavar="N",
                         help="at most N concurrent simulated real users (default: sized from the arrival "
                              "rate by Little's law); operators and the housekeeping job come on top")
-    parser.add_argument("--seed", type=int, default=None, metavar="N", help="random seed (default: the scenario's)")
+    parser.add_argument("--seed", type=seed_value, default=None, metavar="N", help="random seed (default: the scenario's)")
+    add_set_argument(parser)
     parser.add_argument("--database-url", default=None, metavar="URL",
                         help="PostgreSQL to use (default: $DATABASE_URL, else a temporary embedded server)")
     parser.add_argument("--keep-schema", action="store_true",
@@ -173,6 +240,8 @@ def parse_seeds(text: str) -> list[int]:
             raise UsageError(f"--seeds: range {part!r} is empty (end before start)")
         if hi - lo > 10_000:
             raise UsageError(f"--seeds: range {part!r} is too large (more than 10000 seeds)")
+        if lo < 0 or hi > MAX_SEED:
+            raise UsageError(f"--seeds: {part!r} is out of range; seeds are integers 0..{MAX_SEED}")
         seeds.extend(range(lo, hi + 1))
     return list(dict.fromkeys(seeds))
 
@@ -189,7 +258,7 @@ def resolve_seeds(args: argparse.Namespace) -> list[int | None]:
 
 def load_scenario_arg(name_or_path: str, duration: float | None = None, warmup: dict[str, Any] | None = None) -> Any:
     """The scenario a command runs, shortened (or lengthened) to ``--duration`` when given, with the
-    ``--warmup`` override (:func:`warmup_overrides`)."""
+    command line's overrides (``--set``, ``--warmup``: :func:`scenario_overrides`)."""
     from sim.scenario import load_scenario
 
     scenario = load_scenario(name_or_path)
@@ -219,7 +288,7 @@ def loadtest_settings(args: argparse.Namespace, *, policy: str | None, out: Path
                 expect_workers=getattr(args, "expect_workers", 0), local_workers=getattr(args, "local_workers", 0),
                 master_bind_host=getattr(args, "master_bind_host", "127.0.0.1"),
                 master_port=getattr(args, "master_port", 5557), target=getattr(args, "target", None),
-                overrides=warmup_overrides(args) or None)
+                overrides=scenario_overrides(args) or None)
 
 
 # --------------------------------------------------------------------------- progress

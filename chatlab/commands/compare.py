@@ -63,7 +63,7 @@ def main(args: argparse.Namespace) -> int:
             raise common.UsageError(f"--baseline: {args.baseline!r} is not one of --policies ({', '.join(policies)})")
         if len(seeds) < 2 or len(policies) < 2:
             raise common.UsageError("--baseline: needs at least 2 seeds (--seeds) and 2 policies to pair")
-    scenario = common.load_scenario_arg(args.scenario, args.duration, common.warmup_overrides(args))
+    scenario = common.load_scenario_arg(args.scenario, args.duration, common.scenario_overrides(args))
     def batch(chosen: list) -> list:
         reps = [Replication(scenario, policy, seed, policy, args.service_level_t, args.stuck_after)
                 for policy in policies for seed in chosen]

@@ -3,6 +3,8 @@
 The server is ``$DATABASE_URL`` when set, otherwise an embedded PostgreSQL whose cluster
 lives in ``$CHATLAB_DATA_DIR/pg`` (default ``./.chatlab/pg``); it keeps running between
 commands until ``chatlab db down``.  ``psql "$(chatlab db url)"`` opens a shell on it.
+Only ``up`` and ``migrate`` start it: the read-only actions (``verify``, ``url``, ``export``,
+``status``) say that no server is running instead of leaving one behind.
 """
 
 from __future__ import annotations
@@ -55,11 +57,21 @@ def main(args: argparse.Namespace) -> int:
             "url": _url, "down": _down, "export": _export}[args.action](args, schema)
 
 
+def _running_url(args: argparse.Namespace) -> str:
+    """The server's URI for a read-only action: ``$DATABASE_URL`` or the running embedded one; never starts one."""
+    from chatlab.db.server import ServerError, server_status
+
+    status = server_status(args.data_dir)
+    if not status.running or status.uri is None:
+        raise ServerError(f"no server is running (embedded, data directory {status.data_dir}); start it with "
+                          "chatlab db up, or set $DATABASE_URL")
+    return status.uri
+
+
 def _export(args: argparse.Namespace, schema: str) -> int:
     from chatlab.db.seedtables import export_csv
-    from chatlab.db.server import database_url
 
-    counts = export_csv(database_url(args.data_dir), schema, args.dir)
+    counts = export_csv(_running_url(args), schema, args.dir)
     print(f"schema {schema}: wrote " + ", ".join(f"{name}.csv ({rows} rows)" for name, rows in counts.items())
           + f" to {args.dir}")
     return 0
@@ -99,9 +111,8 @@ def _require_migrated(uri: str, schema: str) -> None:
 
 def _verify(args: argparse.Namespace, schema: str) -> int:
     from chatlab.db.client import ChatDB
-    from chatlab.db.server import database_url
 
-    uri = database_url(args.data_dir)
+    uri = _running_url(args)
     _require_migrated(uri, schema)
     with ChatDB(uri, schema) as db:
         checks = db.verify()
@@ -137,9 +148,7 @@ def _status(args: argparse.Namespace, schema: str) -> int:
 
 
 def _url(args: argparse.Namespace, schema: str) -> int:
-    from chatlab.db.server import database_url
-
-    print(_with_schema(database_url(args.data_dir), schema))
+    print(_with_schema(_running_url(args), schema))
     return 0
 
 

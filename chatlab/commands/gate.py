@@ -217,7 +217,10 @@ def _resolve(args: argparse.Namespace, target: str) -> tuple[str, object]:
     if is_log_target(target):
         find_logs(Path(target))
         return ("log", target)
-    return ("scenario", common.load_scenario_arg(target, args.duration, common.warmup_overrides(args)))
+    if Path(target).is_file() and Path(target).suffix.lower() != ".toml":
+        raise common.UsageError(f"TARGET {target}: expected a scenario (a name or a .toml file), a report "
+                                "directory, or an event log (events.parquet / events.csv)")
+    return ("scenario", common.load_scenario_arg(target, args.duration, common.scenario_overrides(args)))
 
 
 def _plan(args: argparse.Namespace, scenario, seed):  # noqa: ANN001, ANN202
@@ -230,7 +233,7 @@ def _plan(args: argparse.Namespace, scenario, seed):  # noqa: ANN001, ANN202
         common.default_out(scenario.name, f"gate-{name}-seed{seed}")
     return plan(str(scenario.source) if str(scenario.source).endswith(".toml") else scenario.name,
                 time_scale=args.time_scale, run_time_s=args.run_time, seed=seed, out_dir=out,
-                database_url=args.database_url, target=args.target, overrides=common.warmup_overrides(args) or None)
+                database_url=args.database_url, target=args.target, overrides=common.scenario_overrides(args) or None)
 
 
 def _load_test(args: argparse.Namespace, scenario, seed):  # noqa: ANN001, ANN202

@@ -25,7 +25,7 @@ def main(args: argparse.Namespace) -> int:
     common.check_metric_arguments(args)
     if args.policy is not None:
         make_policy(args.policy)  # unknown name -> one-line error before simulating
-    scenario = common.load_scenario_arg(args.scenario, args.duration, common.warmup_overrides(args))
+    scenario = common.load_scenario_arg(args.scenario, args.duration, common.scenario_overrides(args))
     seeds = common.resolve_seeds(args)
     if len(seeds) > 1:  # one policy over several seeds: a comparison of one column, mean ± 95 % CI
         from chatlab.replications import Replication

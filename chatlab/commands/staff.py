@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also keep the share of chats abandoned at most R")
     parser.add_argument("--seeds", default="1-3", metavar="SEEDS",
                         help="replications per simulation round (default 1-3)")
+    common.add_set_argument(parser)
     common.add_out_argument(parser, "reports/<scenario>/staff")
     common.add_parallel_arguments(parser)
     common.add_progress_argument(parser)
@@ -41,7 +42,7 @@ def main(args: argparse.Namespace) -> int:
         raise common.UsageError(f"--within: expected seconds > 0, got {args.within:g}")
     if args.max_abandonment is not None and not (0 <= args.max_abandonment < 1):
         raise common.UsageError(f"--max-abandonment: expected a share in [0, 1), got {args.max_abandonment:g}")
-    scenario = common.load_scenario_arg(args.scenario)
+    scenario = common.load_scenario_arg(args.scenario, None, common.scenario_overrides(args))
     if not (60 <= args.interval <= scenario.duration):
         raise common.UsageError(f"--interval: expected 60 s .. the scenario's duration ({scenario.duration:g} s), "
                                 f"got {args.interval:g}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,30 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_parallel_arguments(parser)
 
 
-def _scalar(text: str) -> Any:
-    text = text.strip()
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    return text
-
-
-def parse_set(text: str) -> tuple[str, list[Any]]:
-    """``"operators.count=3,4,5"`` -> ("operators.count", [3, 4, 5])."""
-    if "=" not in text:
-        raise common.UsageError(f"--set {text!r}: expected FIELD=VALUE[,VALUE...], e.g. operators.count=3,4,5")
-    field, values = text.split("=", 1)
-    field = field.strip()
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", field):
-        raise common.UsageError(f"--set {text!r}: {field!r} is not a field path like operators.count")
-    items = [_scalar(v) for v in values.split(",") if v.strip()]
-    if not items:
-        raise common.UsageError(f"--set {text!r}: no value after '='")
-    return field, items
+#: ``"operators.count=3,4,5"`` -> ("operators.count", [3, 4, 5]); the one parser of ``--set`` (common).
+parse_set = common.parse_set
 
 
 @dataclass(frozen=True)
@@ -104,6 +81,7 @@ def main(args: argparse.Namespace) -> int:
     from chatlab.metrics import flatten_metrics
     from chatlab.replications import Replication
     from chatlab.report import markdown_table, text_table
+    from chatlab.report.document import short_number
     from chatlab.report.plots import plot_sweep
     from sim.policies import parse_policy_list
 
@@ -140,7 +118,7 @@ def main(args: argparse.Namespace) -> int:
                title=f"Sweep of {base.name} over {x}")
     view = table.groupby(keys, sort=False)[[k for k, _ in PLOTTED]].mean()
     view.columns = [label for _, label in PLOTTED]
-    shown = view.map(lambda v: "-" if pd.isna(v) else f"{v:.3g}")
+    shown = view.map(lambda v: "-" if pd.isna(v) else short_number(v))
     shown.index = [" ".join(map(str, i)) if isinstance(i, tuple) else str(i) for i in shown.index]
     shown.index.name = " ".join(keys)
     print(text_table(shown))

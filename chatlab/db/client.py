@@ -94,7 +94,7 @@ class ChatDB:
         try:
             conn = psycopg.connect(self.conninfo, autocommit=True, application_name=self.application_name,
                                    connect_timeout=max(1, int(self.connect_timeout)))
-        except psycopg.OperationalError as exc:
+        except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:  # unreachable, or not a connection string
             raise DatabaseUnavailable(f"cannot connect to the database: {' '.join(str(exc).split())}") from None
         try:
             conn.execute(query("set_search_path", schema=self.schema))

@@ -88,8 +88,8 @@ def _connect(conninfo: "str | psycopg.Connection") -> tuple["psycopg.Connection"
         return conninfo, False
     try:
         return psycopg.connect(conninfo, autocommit=True), True
-    except psycopg.OperationalError as exc:
-        raise MigrationError(f"cannot connect to the database: {str(exc).strip()}") from None
+    except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:  # unreachable, or not a connection string
+        raise MigrationError(f"cannot connect to the database: {' '.join(str(exc).split())}") from None
 
 
 def applied_versions(conninfo: "str | psycopg.Connection", schema: str = "public") -> dict[int, tuple[str, str]]:

@@ -73,6 +73,10 @@ def _redact(uri: str) -> str:
 def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The PostgreSQL cluster directory of the persistent embedded server."""
     base = Path(explicit) if explicit else Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
+    where = "--data-dir" if explicit else f"${DATA_DIR_ENV}" if os.environ.get(DATA_DIR_ENV) else "the data directory"
+    for path in (base, base / "pg"):
+        if path.exists() and not path.is_dir():
+            raise ServerError(f"{where}: {path} is a file; expected a directory (or a path to create one)")
     return (base / "pg").absolute()
 
 
@@ -131,7 +135,10 @@ def _write_settings(pgdata: Path, settings: dict[str, str]) -> None:
 
 def _start(pgdata: Path, settings: dict[str, str] | None = None) -> str:
     """Start (or find) the cluster in ``pgdata`` and return its URI; never stops it on exit."""
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ServerError(f"cannot create the data directory {pgdata.parent}: {exc.strerror or exc}") from None
     try:
         pgserver = _pgserver()
         server = pgserver.get_server(pgdata, cleanup_mode=None, start=False)

@@ -83,12 +83,20 @@ class Document:
 # --------------------------------------------------------------------------- cells
 
 
-def cell(value: Any, floatfmt: str = "{:.3g}") -> str:
-    """One table cell as text: ``-`` for missing, floats to 3 significant digits."""
+def short_number(value: float) -> str:
+    """3 significant digits, but never an exponent for a big value: 14100 s is ``14,100``, not ``1.41e+04``."""
+    value = float(value)
+    if math.isfinite(value) and abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def cell(value: Any, floatfmt: str | None = None) -> str:
+    """One table cell as text: ``-`` for missing, floats to 3 significant digits (:func:`short_number`)."""
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return "-"
     if isinstance(value, float):
-        return floatfmt.format(value)
+        return short_number(value) if floatfmt is None else floatfmt.format(value)
     return str(value)
 
 

@@ -41,6 +41,8 @@ def resolve_scenario_path(name_or_path: str | os.PathLike[str]) -> Path:
     looks_like_path = path.suffix == ".toml" or os.sep in text or "/" in text
     if path.is_file():
         return path
+    if path.is_dir():
+        raise ScenarioError(text, "", "a scenario .toml file; it is a directory")
     if looks_like_path:
         raise ScenarioError(text, "", "an existing scenario file (no such file)")
     for d in scenario_dirs():
@@ -57,11 +59,18 @@ def load_scenario(name_or_path: str | os.PathLike[str]) -> Scenario:
         return name_or_path
     path = resolve_scenario_path(name_or_path)
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(str(path), "", f"valid TOML ({exc})") from None
+        raw = path.read_bytes()
     except OSError as exc:
         raise ScenarioError(str(path), "", f"a readable file ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8-sig")  # TOML is UTF-8; an editor's byte-order mark is tolerated
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ScenarioError(str(path), "", f"a UTF-8 text file (TOML); byte 0x{raw[exc.start]:02x} on line {line} "
+                                           "is not UTF-8") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(str(path), "", f"valid TOML ({exc})") from None
     return parse_scenario(data, source=str(path), base_dir=path.parent, default_name=path.stem)
 

@@ -54,7 +54,7 @@ def _scaled(dist: Distribution, speed: float) -> Distribution:
 
 def read_groups(ops: _Table, floor: Operators, read_shifts) -> Operators:  # noqa: ANN001
     """The floor with its groups (``floor`` holds the defaults read from ``[operators]``)."""
-    from sim.scenario.reader import _Table
+    from sim.scenario.reader import MAX_OPERATORS, _Table
 
     if ops.has("count") or ops.has("shifts"):
         raise ops.error("groups", "either [[operators.groups]] or operators.count/operators.shifts, not both")
@@ -65,7 +65,7 @@ def read_groups(ops: _Table, floor: Operators, read_shifts) -> Operators:  # noq
         name = _name(t, "name", word=True)
         if any(g.name == name for g in groups):
             raise t.error("name", f"a name no other group has; {name!r} is taken")
-        count = t.integer("count", None, minimum=1)
+        count = t.integer("count", None, minimum=1, limit=MAX_OPERATORS)
         if t.has("speed") and t.has("handle_time"):
             raise t.error("speed", "either speed (a factor on the floor's handle_time) or handle_time, not both")
         handle = t.dist("handle_time", floor.handle_time)
@@ -89,7 +89,7 @@ def read_groups(ops: _Table, floor: Operators, read_shifts) -> Operators:  # noq
 
 def read_topics(users_t: _Table, users: Users, skills: frozenset[str]) -> Users:
     """The users with their topics; every topic's skill must be one some group has."""
-    from sim.scenario.reader import _Table
+    from sim.scenario.reader import _Table, exchanges_dist
 
     topics: list[Topic] = []
     for i, raw in enumerate(_array(users_t, "topics", ", ".join(TOPIC_KEYS))):
@@ -112,7 +112,7 @@ def read_topics(users_t: _Table, users: Users, skills: frozenset[str]) -> Users:
         topics.append(Topic(
             name=name, share=t.number("share", None, maximum=1.0), skill=skill, priority=priority, weight=weight,
             think_time=t.dist("think_time", None) if t.has("think_time") else None,  # type: ignore[arg-type]
-            exchanges=t.dist("exchanges", None) if t.has("exchanges") else None,  # type: ignore[arg-type]
+            exchanges=exchanges_dist(t, "exchanges", None) if t.has("exchanges") else None,  # type: ignore[arg-type]
             patience=t.dist("patience", None, allow_inf=True) if t.has("patience") else None))  # type: ignore[arg-type]
     total = math.fsum(x.share for x in topics)
     if abs(total - 1.0) > SHARE_TOLERANCE:

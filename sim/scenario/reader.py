@@ -4,12 +4,20 @@ Validation is strict because a typo in a scenario silently changes an experiment
 wrong value raises :class:`~sim.errors.ScenarioError` naming the file, the dotted field
 (``operators.handle_time.sd``) and what was expected, and an unknown key is rejected with
 the list of valid keys.
+
+Limits (:data:`MAX_DURATION_S`, :data:`MAX_OPERATORS`, :data:`MAX_RATE`, :data:`MAX_TABS`,
+:data:`MIN_INTERVAL_S`) reject values that are valid numbers but would make a run silently
+wrong or endless (``duration = 1e300``, a million chats a second, a poll every nanosecond).
+A trace CSV must be UTF-8 (a byte-order mark, as Excel writes, is fine), have at least one
+row and list its times in order (a trace out of order is more likely a broken export than a
+shuffled one, so it is rejected, naming the line).
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,6 +29,17 @@ from sim.policies import POLICY_NAMES
 from sim.routing import MAX_ROUTING_S
 from sim.scenario.floor import read_groups, read_sla_targets, read_topics
 from sim.scenario.spec import Arrivals, Jobs, Operators, PolicySpec, Scenario, Shift, Users
+
+#: The longest scenario: one year of simulated seconds.
+MAX_DURATION_S = 365 * 86400.0
+#: The most operators on a floor (all groups together).
+MAX_OPERATORS = 100_000
+#: The highest arrival rate (chats per second, after ``scale``; a curve's highest point).
+MAX_RATE = 1000.0
+#: The most assignment requests (tabs) one operator's client makes at once.
+MAX_TABS = 100
+#: The shortest poll / job interval (s): anything shorter only makes a run endless.
+MIN_INTERVAL_S = 0.01
 
 
 class _Table:
@@ -46,7 +65,8 @@ class _Table:
         return name in self.data
 
     def number(self, name: str, default: float | None = None, *, minimum: float = 0.0, strict: bool = False,
-               maximum: float | None = None, allow_inf: bool = False) -> float:
+               maximum: float | None = None, allow_inf: bool = False, limit: float | None = None) -> float:
+        """A number in range; ``limit``: a sanity ceiling, named only when it is what the value breaks."""
         bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
         rng = f"a number {bound}" + (f" and <= {maximum:g}" if maximum is not None else "")
         if name not in self.data:
@@ -60,18 +80,33 @@ class _Table:
         if math.isnan(value) or (math.isinf(value) and not allow_inf) or value < minimum or (strict and value == minimum) \
                 or (maximum is not None and value > maximum):
             raise self.error(name, f"{rng}, got {value!r}")
+        if limit is not None and value > limit:
+            shown = f"{limit:,.0f}" if float(limit).is_integer() else f"{limit:g}"
+            raise self.error(name, f"at most {shown} (the lab's limit), got {value!r}")
         return value
 
-    def integer(self, name: str, default: int | None = None, *, minimum: int = 0) -> int:
+    def integer(self, name: str, default: int | None = None, *, minimum: int = 0, limit: int | None = None) -> int:
+        """An integer >= ``minimum``; ``limit``: a ceiling, named only when it is what the value breaks."""
+        rng = f"an integer >= {minimum}"
         if name not in self.data:
             if default is None:
-                raise self.error(name, f"an integer >= {minimum} (required)")
+                raise self.error(name, f"{rng} (required)")
             return default
         value = self.data[name]
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.error(name, f"an integer >= {minimum}, got {value!r}")
+            raise self.error(name, f"{rng}, got {value!r}")
+        if limit is not None and value > limit:
+            raise self.error(name, f"an integer from {minimum} to {limit:,} (the lab's limit), got {value!r}")
+        return value
+
+    def interval(self, name: str, default: float, *, off: bool = False) -> float:
+        """A period in seconds >= :data:`MIN_INTERVAL_S` (``off``: 0 switches it off; else it must be > 0)."""
+        value = self.number(name, default, strict=not off)
+        if value < MIN_INTERVAL_S and not (off and value == 0):
+            what = f"0 (off) or a number >= {MIN_INTERVAL_S:g}" if off else f"a number >= {MIN_INTERVAL_S:g}"
+            raise self.error(name, f"{what} (seconds; shorter only makes the run endless), got {value!r}")
         return value
 
     def text(self, name: str, default: str | None = None, *, choices: tuple[str, ...] | None = None) -> str:
@@ -125,7 +160,10 @@ def _arrivals(t: _Table, base_dir: Path | None) -> Arrivals:
     t = _Table(t.file, t.path, t.data, _ARRIVAL_KEYS[kind_raw])
     scale = t.number("scale", 1.0) if kind_raw != "trace" else 1.0
     if kind_raw == "poisson":
-        return Arrivals("poisson", rate=t.number("rate", None), scale=scale)
+        rate = t.number("rate", None, limit=MAX_RATE)
+        if rate * scale > MAX_RATE:
+            raise t.error("scale", f"a rate x scale of at most {MAX_RATE:,.0f} chats/s; got {rate:g} x {scale:g}")
+        return Arrivals("poisson", rate=rate, scale=scale)
     if kind_raw == "curve":
         raw = t.data.get("points")
         expected = "a list of at least 2 [time_s, chats_per_s] pairs with increasing times, e.g. [[0, 0.01], [3600, 0.05]]"
@@ -142,6 +180,9 @@ def _arrivals(t: _Table, base_dir: Path | None) -> Arrivals:
             points.append((float(p[0]), float(p[1])))
         if max(r for _, r in points) <= 0:
             raise t.error("points", "at least one rate > 0")
+        if max(r for _, r in points) * scale > MAX_RATE:
+            raise t.error("points", f"rates x scale of at most {MAX_RATE:,.0f} chats/s; the highest is "
+                                    f"{max(r for _, r in points) * scale:g}")
         return Arrivals("curve", points=tuple(points), scale=scale)
     path_text = t.text("path")
     path = Path(path_text)
@@ -155,23 +196,44 @@ def _read_trace(t: _Table, path: Path) -> tuple[tuple[float, ...], tuple[int | N
     """A CSV with a ``time`` column (s) and optionally ``exchanges`` (int); other columns are ignored."""
     if not path.is_file():
         raise t.error("path", f"a CSV file with a 'time' column (relative to the scenario file); {path} does not exist")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")  # utf-8-sig: Excel's CSV starts with a byte-order mark
+    except UnicodeDecodeError as exc:
+        raise t.error("path", f"a UTF-8 CSV file; {path} has a byte (0x{exc.object[exc.start]:02x} at offset "
+                              f"{exc.start}) that is not UTF-8 (save it as 'CSV UTF-8')") from None
+    except OSError as exc:
+        raise t.error("path", f"a readable CSV file; {path}: {exc.strerror}") from None
     rows: list[tuple[float, int | None]] = []
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames is None or "time" not in reader.fieldnames:
-            raise t.error("path", f"a CSV file with a header containing 'time'; {path} has columns {reader.fieldnames}")
-        for line, row in enumerate(reader, start=2):
-            try:
-                when = float(row["time"])
-                ex = row.get("exchanges")
-                n = int(ex) if ex not in (None, "") else None
-            except (TypeError, ValueError):
-                raise t.error("path", f"numbers in {path} line {line} (time, exchanges); got {dict(row)}") from None
-            if not math.isfinite(when) or when < 0 or (n is not None and n < 1):
-                raise t.error("path", f"time >= 0 and exchanges >= 1 in {path} line {line}; got {dict(row)}")
-            rows.append((when, n))
-    rows.sort(key=lambda r: r[0])
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if reader.fieldnames is None or "time" not in [f.strip() for f in reader.fieldnames]:
+        raise t.error("path", f"a CSV file with a header containing 'time'; {path} has columns {reader.fieldnames}")
+    reader.fieldnames = [f.strip() for f in reader.fieldnames]
+    for line, row in enumerate(reader, start=2):
+        try:
+            when = float(row["time"])
+            ex = row.get("exchanges")
+            n = int(ex) if ex not in (None, "") else None
+        except (TypeError, ValueError):
+            raise t.error("path", f"numbers in {path} line {line} (time, exchanges); got {dict(row)}") from None
+        if not math.isfinite(when) or when < 0 or (n is not None and n < 1):
+            raise t.error("path", f"time >= 0 and exchanges >= 1 in {path} line {line}; got {dict(row)}")
+        if rows and when < rows[-1][0]:
+            raise t.error("path", f"times in increasing order in {path}; line {line} has time {when:g}, before "
+                                  f"the previous line's {rows[-1][0]:g} (sort the file by time)")
+        rows.append((when, n))
+    if not rows:
+        raise t.error("path", f"a CSV file with at least one arrival; {path} has a header only")
     return tuple(r[0] for r in rows), tuple(r[1] for r in rows)
+
+
+def exchanges_dist(t: _Table, name: str, default: Distribution) -> Distribution:
+    """``exchanges``: a distribution of replies per chat with a mean of at least 1 (a constant 0 would be
+    silently read as 1)."""
+    dist = t.dist(name, default)
+    mean = dist.mean
+    if not (math.isfinite(mean) and mean >= 1):
+        raise t.error(name, f"operator replies per chat: a number or distribution with mean >= 1, got mean {mean:g}")
+    return dist
 
 
 def _shifts(ops: _Table, count: int) -> tuple[Shift, ...]:
@@ -224,8 +286,8 @@ def parse_scenario(data: Mapping[str, Any], *, source: str = "<dict>", base_dir:
     top = _Table(source, "", data, _TOP)
     name = top.text("name", default_name)
     description = top.text("description", "")
-    duration = top.number("duration", None, strict=True)
-    seed = top.integer("seed", 0)
+    duration = top.number("duration", None, strict=True, limit=MAX_DURATION_S)
+    seed = top.integer("seed", 0, limit=2**32 - 1)
     warmup = _warmup(top, duration)
 
     users_t = top.table("users", _USERS, required=True)
@@ -233,14 +295,14 @@ def parse_scenario(data: Mapping[str, Any], *, source: str = "<dict>", base_dir:
     users = Users(
         arrivals=arrivals,
         think_time=users_t.dist("think_time", Users.think_time),
-        exchanges=users_t.dist("exchanges", Users.exchanges),
+        exchanges=exchanges_dist(users_t, "exchanges", Users.exchanges),
         patience=users_t.dist("patience", Users.patience, allow_inf=True),
         returning=users_t.number("returning", 0.0, maximum=1.0),
     )
 
     ops_t = top.table("operators", _OPERATORS, required=True)
     grouped = ops_t.has("groups")
-    count = 0 if grouped else ops_t.integer("count", None, minimum=1)
+    count = 0 if grouped else ops_t.integer("count", None, minimum=1, limit=MAX_OPERATORS)
     operators = Operators(
         count=count,
         max_chats=ops_t.integer("max_chats", 1, minimum=1),
@@ -249,10 +311,13 @@ def parse_scenario(data: Mapping[str, Any], *, source: str = "<dict>", base_dir:
         idle_probability=ops_t.number("idle_probability", 0.0, maximum=1.0),
         idle_duration=ops_t.dist("idle_duration", Operators.idle_duration),
         shifts=() if grouped else _shifts(ops_t, count),
-        tabs=ops_t.integer("tabs", 1, minimum=1),
+        tabs=ops_t.integer("tabs", 1, minimum=1, limit=MAX_TABS),
     )
     if grouped:
         operators = read_groups(ops_t, operators, _shifts)
+        if operators.count > MAX_OPERATORS:
+            raise ops_t.error("groups", f"at most {MAX_OPERATORS:,} operators in all groups together; "
+                                        f"got {operators.count:,}")
     if users_t.has("topics"):
         users = read_topics(users_t, users, operators.skills)
 
@@ -264,7 +329,7 @@ def parse_scenario(data: Mapping[str, Any], *, source: str = "<dict>", base_dir:
         name=pol_t.text("name", "exclude_last", choices=POLICY_NAMES),
         mode=pol_t.text("mode", "pull", choices=("pull", "push")),
         fallback_after=pol_t.number("fallback_after", 300.0),
-        poll_interval=pol_t.number("poll_interval", 5.0, strict=True),
+        poll_interval=pol_t.interval("poll_interval", 5.0),
         salt=salt,
         relax_after=pol_t.number("relax_after", None) if pol_t.has("relax_after") else None,
         order=pol_t.text("order", "priority", choices=("priority", "sla")),
@@ -277,12 +342,12 @@ def parse_scenario(data: Mapping[str, Any], *, source: str = "<dict>", base_dir:
 
     jobs_t = top.table("jobs", _JOBS)
     jobs = Jobs(
-        idle_detection_interval=jobs_t.number("idle_detection_interval", 60.0),
+        idle_detection_interval=jobs_t.interval("idle_detection_interval", 60.0, off=True),
         idle_after=jobs_t.number("idle_after", 300.0, strict=True),
-        stuck_check_interval=jobs_t.number("stuck_check_interval", 300.0),
+        stuck_check_interval=jobs_t.interval("stuck_check_interval", 300.0, off=True),
         stuck_after=jobs_t.number("stuck_after", 1800.0, strict=True),
         reassign_after=jobs_t.number("reassign_after", None, strict=True) if jobs_t.has("reassign_after") else None,
-        reassign_check_interval=jobs_t.number("reassign_check_interval", 10.0, strict=True),
+        reassign_check_interval=jobs_t.interval("reassign_check_interval", 10.0),
     )
     return Scenario(name, description, duration, seed, users, operators, policy, jobs, source=source, warmup=warmup)
 
