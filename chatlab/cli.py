@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_line, description=help_line)
         # Only the chosen command's module is imported (it may pull in pandas, psycopg ...).
         if name == chosen:
+            parser.set_defaults(_parser=p)  # extra arguments are reported by the command's parser
             importlib.import_module(command_module(name)).add_arguments(p)
     return parser
 
@@ -139,7 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main() -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args()
+        args, extra = parser.parse_known_args()
+        if extra:
+            getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # --help, --version (0) or a one-line usage error (2)
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
     if not args.command:

@@ -67,6 +67,9 @@ def test_up_url_status_migrate_verify_down(cli_env):
     assert status.returncode == 0 and "migrations 001, 014, 015, 016" in status.stdout
     assert "waiting_assignment" in status.stdout
 
+    never = _chatlab(cli_env, "verify", "--schema", "never_migrated")
+    assert never.returncode == 2 and "lacks migrations" in never.stderr and len(never.stderr.strip().splitlines()) == 1
+
     verify = _chatlab(cli_env, "verify", "--schema", "lab")
     assert verify.returncode == 0, verify.stdout
     assert verify.stdout.count("PASS") >= 10 and "FAIL" not in verify.stdout
@@ -89,12 +92,14 @@ def test_up_url_status_migrate_verify_down(cli_env):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["verify", "--schema", "never_migrated"], "lacks migrations"),
+    (["verify"], "no server is running"),  # verify / url never start the server they would report on
+    (["url"], "no server is running"),
     (["migrate", "--schema", "Bad-Name"], "invalid schema name"),
     (["url", "--schema", "pg_catalog"], "invalid schema name"),
 ])
 def test_user_mistakes_are_one_line_errors(cli_env, args, message):
     out = _chatlab(cli_env, *args)
+    assert not (Path(cli_env["CHATLAB_DATA_DIR"]) / "pg").exists(), "a mistake started a server"
     assert out.returncode == 2
     assert message in out.stderr and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1

@@ -261,15 +261,17 @@ def load_scenario_arg(name_or_path: str, duration: float | None = None, warmup: 
     command line's overrides (``--set``, ``--warmup``: :func:`scenario_overrides`)."""
     from sim.scenario import load_scenario
 
+    from sim.scenario.reader import MAX_DURATION_S
+
+    if duration is not None and not (0 < duration <= MAX_DURATION_S):
+        raise UsageError(f"--duration: expected seconds > 0 and at most {MAX_DURATION_S:,.0f} (one year), "
+                         f"got {duration:g}")
     scenario = load_scenario(name_or_path)
-    changes = dict(warmup or {})
-    if duration is not None:
-        if not (duration > 0):
-            raise UsageError(f"--duration must be > 0 seconds, got {duration:g}")
-        changes["duration"] = float(duration)
-    if not changes:
+    if warmup:  # --set / --warmup first: a bad value there is named even when --duration replaces it
+        scenario = scenario.with_overrides(dict(warmup))
+    if duration is None:
         return scenario
-    return scenario.with_overrides(changes)  # a bad --warmup: ScenarioError naming the field
+    return scenario.with_overrides({"duration": float(duration)})  # a warm-up too long for it: named
 
 
 def default_out(scenario: str, *parts: str) -> Path:

@@ -22,7 +22,10 @@ def main(args: argparse.Namespace) -> int:
     from sim.model import run_simulation
     from sim.policies import make_policy
 
+    from chatlab.replications import check_jobs
+
     common.check_metric_arguments(args)
+    check_jobs(args.jobs)  # even with one seed: a bad --jobs is a mistake, not ignored
     if args.policy is not None:
         make_policy(args.policy)  # unknown name -> one-line error before simulating
     scenario = common.load_scenario_arg(args.scenario, args.duration, common.scenario_overrides(args))
