@@ -112,7 +112,7 @@ def test_sweep_grid_table_and_plot(tmp_path: Path) -> None:
         (["compare", "baseline", "--policies", "legacy,nope"], "unknown policy 'nope'"),
         (["compare", "baseline", "--seeds", "5-1"], "--seeds"),
         (["compare", "baseline", "--seed", "1", "--seeds", "1-2"], "either --seed or --seeds"),
-        (["run", "baseline", "--duration", "-5"], "--duration must be > 0"),
+        (["run", "baseline", "--duration", "-5"], "--duration: expected seconds > 0"),
         (["sweep", "baseline", "--set", "operators.bogus=1,2"], "bogus"),
         (["sweep", "baseline", "--set", "operators.count"], "FIELD=VALUE"),
         (["report", "/nonexistent/dir"], "no such file or directory"),
