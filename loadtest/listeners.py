@@ -25,7 +25,7 @@ from locust import events
 
 from chatlab.db.client import ChatDB
 from loadtest import usererrors, webui
-from loadtest.runtime import Runtime, install, installed
+from loadtest.runtime import START_WAIT_S, Runtime, install, installed
 from loadtest.settings import CONFIG_ENV, BadLoadTestConfig, LoadTestSettings
 from loadtest.users.housekeeper import Housekeeper
 from loadtest.users.operator import Operator
@@ -75,7 +75,7 @@ def _on_init(environment: Any, **_: Any) -> None:
 
 @events.test_start.add_listener
 def _on_test_start(environment: Any, **_: Any) -> None:
-    """Scenario t = 0.  The master of a distributed run only records the time (it runs no users)."""
+    """Prepare scenario t = 0.  The master of a distributed run only records the time (it runs no users)."""
     if environment.runner is None:
         return
     run = installed()
@@ -86,17 +86,87 @@ def _on_test_start(environment: Any, **_: Any) -> None:
                                     "against a master run by 'chatlab loadtest --expect-workers N'")
         run = _install(LoadTestSettings.from_dict(json.loads(text)), environment)
     run.worker_index = _worker_index(environment)  # known by now
-    run.clock.reset()
-    with ChatDB(run.settings.dsn, run.settings.schema, application_name="chatlab-loadtest-start") as db:
-        run.started_at_db = db.server_clock().isoformat()
-    if _role(environment) != "MasterRunner":
-        mine = share(Population(run.scenario, run.settings.seed).arrivals(run.settings.duration),
-                     run.settings.workers, run.worker_index)
-        run.count("arrivals_scheduled", len(mine))
-        import gevent
+    if run.notify and _role(environment) != "MasterRunner":
+        from loadtest.wakes import Wakes
 
-        run.feeder = gevent.spawn(_feed_arrivals, run, mine, environment)
-    _write_run_info(run, environment)
+        run.wakes = Wakes(run.settings.dsn, run.settings.schema)
+        run.wakes.start()
+    import gevent
+
+    gevent.spawn(_start_clock, run, environment)
+
+
+def _start_clock(run: Runtime, environment: Any) -> None:
+    """Scenario t = 0, once this process's operators are in.
+
+    Locust spawns its users over a few hundred wall milliseconds (seconds of scenario time at
+    K = 60); the model's operators are all there at t = 0.  So the clock starts only when every
+    operator of this process has claimed its seat and, if its shift starts at 0, logged in (each
+    does that in ``on_start``, before t = 0: the history's log-in is clipped to 0).  The one
+    process of a local run knows how many there are; a distributed worker cannot (Locust splits
+    them), so it starts at once as before, and so does a run that waits longer than
+    :data:`START_WAIT_S`.  The shape measures the run time from this t = 0.
+    """
+    import gevent
+
+    try:
+        expected = len(run.settings.operators) if _role(environment) == "LocalRunner" else 0
+        deadline = time.monotonic() + START_WAIT_S
+        while run.operators_ready < expected and time.monotonic() < deadline and not run.stopping:
+            gevent.sleep(0.005)
+        run.count("start_wait_wall_s", START_WAIT_S - max(0.0, deadline - time.monotonic()))
+        run.clock.reset()
+        with ChatDB(run.settings.dsn, run.settings.schema, application_name="chatlab-loadtest-start") as db:
+            run.started_at_db = db.server_clock().isoformat()
+        if run.push and _role(environment) != "WorkerRunner":
+            run.dispatcher = gevent.spawn(_dispatch, run, environment)
+        if _role(environment) != "MasterRunner":
+            mine = share(Population(run.scenario, run.settings.seed).arrivals(run.settings.duration),
+                         run.settings.workers, run.worker_index)
+            run.count("arrivals_scheduled", len(mine))
+            run.feeder = gevent.spawn(_feed_arrivals, run, mine, environment)
+        run.go.set()
+        _write_run_info(run, environment)
+    except Exception as exc:  # noqa: BLE001 - reported, then the run fails (loadtest/usererrors.py)
+        usererrors.report(environment, None, exc)
+        run.go.set()
+
+
+class _Stopping:
+    """The dispatcher's stop flag: the run's ``stopping``."""
+
+    def __init__(self, run: Runtime) -> None:
+        self.run = run
+
+    def is_set(self) -> bool:
+        return self.run.stopping
+
+
+def _dispatch(run: Runtime, environment: Any) -> None:
+    """Push mode: the dispatcher (021), woken by NOTIFY chatlab_work, with a dispatch every
+    ``poll_interval`` as the safety net (the model's push ticker); its calls are Locust requests."""
+    from chatlab.db.dispatcher import Dispatcher
+    from loadtest.reporting import LocustReporter
+
+    pol, wall = run.scenario.policy, run.clock.wall
+    routing = pol.routing
+    rules = {"fallback_after": wall(pol.fallback_after),
+             "relax_after": None if routing.relax_after is None else wall(routing.relax_after),
+             "sla_targets": None if routing.sla_targets is None else [wall(t) for t in routing.sla_targets],
+             "sticky_for": None if routing.sticky_for is None else wall(routing.sticky_for),
+             "fair_limit": routing.fair_limit, "fair_window": wall(routing.fair_window)}
+    try:
+        dispatcher = Dispatcher(run.settings.dsn, run.settings.schema, run.settings.policy, rules=rules,
+                                safety_s=min(3600.0, max(0.01, wall(pol.poll_interval))), salt=run.salt,
+                                observer=LocustReporter(environment, {"role": "dispatcher"}))
+        dispatcher.db.wake_dispatchers()  # its assignments wake the operators' clients (022)
+        dispatcher.run(_Stopping(run))
+    except Exception as exc:  # noqa: BLE001 - a dead dispatcher would starve the run: fail it
+        usererrors.report(environment, None, exc)
+        return
+    run.count("dispatcher_assignments", dispatcher.assigned)
+    run.count("dispatcher_dispatches", dispatcher.dispatches)
+    run.count("dispatcher_wakes", dispatcher.wakes)
 
 
 def _feed_arrivals(run: Runtime, arrivals: list[Arrival], environment: Any) -> None:
@@ -128,6 +198,10 @@ def _on_quitting(environment: Any, **_: Any) -> None:
         LIVE["numbers"].close()
     if run is not None:
         run.stopping = True
+        if run.dispatcher is not None:
+            run.dispatcher.join(timeout=3)  # it sees stopping within half a second and adds its counters
+        if run.wakes is not None:
+            run.wakes.stop()
         _write_run_info(run, environment, errors)
 
 

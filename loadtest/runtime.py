@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from gevent.event import Event
 from gevent.queue import Queue
 from locust.exception import StopUser
 
@@ -25,6 +26,8 @@ MIN_POLL_WALL_S = 0.02
 #: Scenario seconds between a client's looks at the database for news it cannot be told
 #: about (a user waiting for its answer; a worker whose held chat may get a user message).
 CLIENT_POLL = 2.0
+#: The longest a local run waits for its operators to be in before it starts the clock anyway (wall s).
+START_WAIT_S = 30.0
 
 
 @dataclass
@@ -43,7 +46,11 @@ class Runtime:
     lateness: list[float] = field(default_factory=list)
     _salt_rng: np.random.Generator | None = None
     target: Any = None  # loadtest.target.Target of an outside target; None: the lab's own SQL
-
+    #: scenario t = 0 has come: the clock runs (operators on shift at 0 are already logged in)
+    go: Event = field(default_factory=Event)
+    operators_ready: int = 0  # Operators of this process that claimed their seat (and logged in, if on shift at 0)
+    wakes: Any = None  # loadtest.wakes.Wakes of this process (the lab's own SQL only); None: clients poll
+    dispatcher: Any = None  # push mode: chatlab.db.dispatcher.Dispatcher, on the master (or the only process)
 
     @classmethod
     def build(cls, settings: LoadTestSettings, worker_index: int = 0) -> Runtime:
@@ -62,6 +69,16 @@ class Runtime:
         if self._salt_rng is None:  # per worker process, from the simulation's salt stream
             self._salt_rng = Streams(self.settings.seed).worker_salt(self.worker_index)
         return int(self._salt_rng.integers(0, 2**31))
+
+    @property
+    def push(self) -> bool:
+        """Push mode: the dispatcher offers the chats; operators never ask."""
+        return self.scenario.policy.mode == "push" and self.target is None
+
+    @property
+    def notify(self) -> bool:
+        """The lab's own SQL: sessions opt in to 021/022's NOTIFYs, clients wait on :attr:`wakes`."""
+        return self.target is None
 
     def poll_wall(self, scenario_seconds: float) -> float:
         return max(MIN_POLL_WALL_S, scenario_seconds / self.settings.time_scale)

@@ -7,7 +7,8 @@ The steps, each bounded and each undone on the way out:
 1. the database: the settings' URL (``--database-url`` / ``DATABASE_URL``) or a temporary
    embedded server that is stopped and deleted afterwards;
 2. a fresh, uniquely named schema, migrated, with the scenario's operators seeded
-   (offline: each Locust ``Operator`` logs in when its shift starts);
+   (offline: each Locust ``Operator`` logs in when its shift starts); in push mode Locust's
+   process also runs the dispatcher (``loadtest/listeners.py``);
 3. Locust in a child process (never in this one: psycopg is imported here, see
    ``loadtest/locustproc.py``), headless or with the loopback-only web UI, killed if it
    overruns its run time by more than a grace period;
@@ -116,10 +117,11 @@ def run_load_test(settings: LoadTestSettings, *, on_tick: Callable[[float], None
                                                                         workers=settings.workers)
     started = time.monotonic()
     notes = []
-    if scenario.policy.mode == "push":
-        notes.append("the scenario's push mode is played as pull: the database has no dispatcher, so "
-                     "operators ask for chats every poll_interval (waits come out longer than the model's)")
-    n_ops, reserved = len(settings.operators), 4 * settings.workers
+    if scenario.policy.mode == "push" and target is not None:
+        notes.append(f"target {target.name}: the scenario's push mode is played as pull (the target's own "
+                     "assign runs when its operators ask; the lab's dispatcher is for the lab's SQL)")
+    # per process: the wake-up line and a few short-lived connections; the master: the dispatcher's two
+    n_ops, reserved = len(settings.operators), 4 * settings.workers + 3
     per_op = 1 + scenario.operators.tabs  # a worker connection and one per tab
     with session_database(settings.database_url, prefix="chatlab-lt-pg-") as dsn:
         schema = schema_name(settings.scenario, settings.policy)

@@ -214,6 +214,11 @@ class ChatDB:
         NOTIFY the push dispatchers (021's trigger; off by default, as NOTIFY serialises commits)."""
         self.run("notify_on")
 
+    def listen_news(self) -> None:
+        """Make this session a wake-up line: it receives 022's ``chatlab_news`` notifications (read them with
+        ``conn.notifies``)."""
+        self.run("listen_news")
+
     def dispatch_waiting_chats(
         self, policy: str = "exclude_last", fallback_after: float = 300.0, salt: int | None = 0,
         relax_after: float | None = None, sla_targets: Sequence[float] | None = None,

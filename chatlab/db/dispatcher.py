@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from chatlab.db.client import ChatDB
+from chatlab.db.client import ChatDB, Observer
 from chatlab.db.queries import query
 from sim.errors import InvalidArgument
 
@@ -35,12 +35,14 @@ class Dispatcher:
     def __init__(self, conninfo: str, schema: str = "public", policy: str = "exclude_last", *,
                  rules: Mapping[str, Any] | None = None, safety_s: float = DEFAULT_SAFETY_S,
                  on_assigned: Callable[[int, int], None] | None = None,
-                 application_name: str = "chatlab-dispatcher") -> None:
+                 application_name: str = "chatlab-dispatcher", salt: Callable[[], int] | None = None,
+                 observer: Observer | None = None) -> None:
         if not (0 < safety_s <= 3600):
             raise InvalidArgument(f"dispatcher safety interval must be in (0, 3600] seconds, got {safety_s!r}")
         self.schema, self.policy, self.rules = schema, policy, dict(rules or {})
         self.safety_s, self.on_assigned = float(safety_s), on_assigned
-        self.db = ChatDB(conninfo, schema, application_name=application_name)
+        self.salt = salt  # random's salt, drawn per dispatch (None: the rules' fixed one)
+        self.db = ChatDB(conninfo, schema, application_name=application_name, observer=observer)
         self.listener = ChatDB(conninfo, schema, application_name=f"{application_name}-listen")
         self.listener.conn.execute(query("listen_work"))
         self.assigned = 0
@@ -48,7 +50,8 @@ class Dispatcher:
         self.wakes = 0  # dispatches a NOTIFY for this schema caused (the rest are the safety net)
 
     def dispatch_once(self) -> list[tuple[int, int]]:
-        made = self.db.dispatch_waiting_chats(self.policy, **self.rules)
+        rules = self.rules if self.salt is None else {**self.rules, "salt": self.salt()}
+        made = self.db.dispatch_waiting_chats(self.policy, **rules)
         self.dispatches += 1
         self.assigned += len(made)
         if self.on_assigned is not None:

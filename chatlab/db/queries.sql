@@ -76,6 +76,10 @@ SELECT operator_id, chat_id FROM dispatch_waiting_chats(%(policy)s, %(fallback_a
 -- A dispatcher's session: wake on chatlab_work (payload: the schema whose queue changed).
 LISTEN chatlab_work
 
+-- name: listen_news
+-- A load-test process's wake-up line: 022's chatlab_news ('<schema>:o:<operator>' / '<schema>:c:<chat>').
+LISTEN chatlab_news
+
 -- name: notify_on
 -- This session's queue changes wake the dispatchers (021's trigger sends NOTIFY only then).
 SET chatlab.notify = on

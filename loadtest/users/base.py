@@ -44,4 +44,6 @@ class ChatUser(User):
                   "observer": LocustReporter(self.environment, {"role": self.role})}
         if run.target is not None:
             return TargetDB(settings.dsn, settings.schema, run.target, **kwargs)
-        return ChatDB(settings.dsn, settings.schema, **kwargs)
+        db = ChatDB(settings.dsn, settings.schema, **kwargs)
+        db.wake_dispatchers()  # this session's changes NOTIFY the dispatcher (021) and the clients (022)
+        return db

@@ -31,6 +31,7 @@ class Housekeeper(ChatUser):
         if not self.db.try_claim(run.lock_namespace, HOUSEKEEPER_LOCK):  # another worker runs the jobs
             self.db.close()
             raise StopUser()
+        run.go.wait()  # the jobs' intervals count from scenario t = 0
         jobs = run.scenario.jobs
         self.next_idle = jobs.idle_detection_interval if jobs.idle_detection_interval > 0 else math.inf
         self.next_stuck = jobs.stuck_check_interval if jobs.stuck_check_interval > 0 else math.inf

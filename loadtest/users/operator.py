@@ -6,11 +6,16 @@
 * the *poller* (a second greenlet with its own connection; one per ``operators.tabs``, all
   woken together, so several requests for one operator really race) asks
   ``assign_chat_to_operator`` whenever a slot is free, then every ``poll_interval``, and
-  heartbeats when the operator showed no activity for ``idle_after / 2``.
+  heartbeats when the operator showed no activity for ``idle_after / 2``.  In *push* mode it
+  never asks (the dispatcher offers the chats, ``loadtest/listeners.py``): it only heartbeats.
 
 They wake each other as the model's loops do (a taken chat wakes the worker, a freed slot
-wakes the poller); what the database may have changed behind their back (idle detection, a
-user writing to a held chat) they see by polling it.  Which seeded operator a Locust user
+wakes the poller); what the database changed behind their back — a chat the dispatcher gave
+this operator, a user writing to a held chat, a chat released or ended — wakes both through
+the process's ``chatlab_news`` line (``loadtest/wakes.py``, migration 022), as the model's
+operator is woken at once; they still look every ``poll_interval`` as a safety net.  An
+operator whose shift starts at 0 logs in during ``on_start``, before the clock's t = 0, so
+the floor is complete at t = 0 as in the model.  Which seeded operator a Locust user
 plays is claimed with an advisory lock, so it is unique across distributed workers too.
 """
 
@@ -56,7 +61,16 @@ class Operator(ChatUser):
         self.on_shift_db: bool | None = None  # the shift state we last told the database
         self.last_activity = 0.0  # scenario time of our last activity (login, reply, unassign, touch)
         self.work_wake, self.poll_wake = Wake(), Wake()
-        self.poll_dbs = [self.connect() for _ in range(run.scenario.operators.tabs)]
+        pol = run.scenario.policy
+        # how often a loop looks at the database for news it may not have been told about
+        self.look_every = pol.poll_interval if run.wakes is not None else min(CLIENT_POLL, pol.poll_interval)
+        if run.wakes is not None:
+            run.wakes.operator(self.op, self.work_wake, self.poll_wake)
+        self.poll_dbs = [self.connect() for _ in range(1 if run.push else run.scenario.operators.tabs)]
+        if not run.go.is_set() and self.on_shift(0.0):  # in before t = 0, as the model's floor
+            self._log_in(run, self.db, True)
+            self.on_shift_db = True
+        run.operators_ready += 1
         self.pollers = [gevent.spawn(self._poller, run, db) for db in self.poll_dbs]
 
     def _claim(self, run: Runtime) -> SeededOperator | None:
@@ -97,7 +111,7 @@ class Operator(ChatUser):
 
     def _log_in(self, run: Runtime, db: ChatDB, online: bool) -> None:
         attempt(db.set_operator_online, self.op, online)  # offline releases what it held; online = activity
-        self.last_activity = run.clock.now()
+        self.last_activity = run.clock.now() if run.go.is_set() else 0.0
         run.count("logins" if online else "logouts")
 
     # the worker (the Locust task) ----------------------------------------------------------
@@ -113,10 +127,12 @@ class Operator(ChatUser):
 
     @task
     def work(self) -> None:
-        self._loop(current(), self._work_step, "operator_errors")
+        run = current()
+        run.go.wait()  # scenario t = 0
+        self._loop(run, self._work_step, "operator_errors")
 
     def _work_step(self, run: Runtime) -> None:
-        sc, clock = run.scenario, run.clock
+        clock = run.clock
         ops = self.spec
         now = clock.now()
         shift = self.on_shift(now)
@@ -134,7 +150,7 @@ class Operator(ChatUser):
         if not pending:
             # nothing to answer: the poller wakes us when it takes a chat; a user writing to
             # a chat we hold (legacy) we only see by looking
-            self._sleep(run, now + min(CLIENT_POLL, sc.policy.poll_interval), self.work_wake)
+            self._sleep(run, now + self.look_every, self.work_wake)
             return
         work = pending[0]
         if ops.idle_probability and self.rng.random() < ops.idle_probability:
@@ -151,7 +167,34 @@ class Operator(ChatUser):
             run.count("replies" if done else "reply_lost")
         if done:
             self.last_activity = clock.now()
-        self.poll_wake.set()  # a slot is free: the poller asks again
+        if run.wakes is None or not done or run.push:
+            self.poll_wake.set()  # a slot is free: the poller asks again
+            return
+        # The model's poller asks the instant the slot frees.  A hand-off to the poller (a greenlet
+        # switch and its inbox look) kept that moment ~2.5 wall ms = 0.15 scenario s at K = 60 open,
+        # and other operators' asks took the replied chat in 18 % of legacy's replies (the sim: 0.5 %):
+        # so the worker asks at once on its own connection, and the news of its own reply (which has
+        # come in by the time the ask returns) must not make the poller ask a second time.
+        took = self._ask(run, self.db)
+        self.poll_wake.clear()
+        if took:
+            self.poll_wake.set()  # a slot may still be free: the poller asks again at once, as the model's
+
+    def _ask(self, run: Runtime, db: ChatDB) -> bool:
+        """One ``assign_chat_to_operator`` call; True if it gave us a chat (the worker is woken)."""
+        pol, wall = run.scenario.policy, run.clock.wall
+        routing = pol.routing  # the SQL compares every duration of the rules with the database's (wall) clock
+        ok, got = attempt(db.assign_chat_to_operator, self.op, run.settings.policy,
+                          wall(pol.fallback_after), run.salt(),
+                          None if routing.relax_after is None else wall(routing.relax_after),
+                          None if routing.sla_targets is None else [wall(t) for t in routing.sla_targets],
+                          None if routing.sticky_for is None else wall(routing.sticky_for),
+                          routing.fair_limit, wall(routing.fair_window))
+        if ok and got is not None:
+            run.count("assignments")
+            self.work_wake.set()
+            return True
+        return False
 
     def _idle(self, run: Runtime) -> None:
         """Silent for ``idle_duration``: no answers, no heartbeat, no polling."""
@@ -173,6 +216,7 @@ class Operator(ChatUser):
 
     # the poller (a greenlet) -------------------------------------------------------------
     def _poller(self, run: Runtime, db: ChatDB) -> None:
+        run.go.wait()  # scenario t = 0
         while not run.stopping:
             try:
                 self._loop(run, lambda r: self._poll_step(r, db), "poller_errors")
@@ -194,26 +238,22 @@ class Operator(ChatUser):
             return
         beat = jobs.idle_after / 4 if jobs.idle_detection_interval > 0 else math.inf
         inbox = db.inbox(self.op)
-        if not inbox.online:  # logged out (idle detection) while away: log back in
-            self._log_in(run, db, True)
-        elif now - self.last_activity >= jobs.idle_after / 2:  # heartbeat (the model's rule)
+        if not inbox.online:
+            if not run.push:  # logged out (idle detection) while away: the pull client logs back in
+                self._log_in(run, db, True)
+        elif beat < math.inf and now - self.last_activity >= jobs.idle_after / 2:  # heartbeat (the model's rule:
+            # only where idle detection runs)
             attempt(db.touch_operator, self.op)
             self.last_activity = now
+        if run.push:  # the dispatcher offers the chats: nothing to ask, only the heartbeat to keep
+            self._sleep(run, now + min(self.look_every, beat), self.poll_wake)
+            return
         if len(inbox.held) < self.me.max_chats:
-            # the SQL compares every duration of the rules with the database's (wall) clock
-            routing, wall = pol.routing, clock.wall
-            ok, got = attempt(db.assign_chat_to_operator, self.op, run.settings.policy,
-                              wall(pol.fallback_after), run.salt(),
-                              None if routing.relax_after is None else wall(routing.relax_after),
-                              None if routing.sla_targets is None else [wall(t) for t in routing.sla_targets],
-                              None if routing.sticky_for is None else wall(routing.sticky_for),
-                              routing.fair_limit, wall(routing.fair_window))
-            if ok and got is not None:
-                run.count("assignments")
-                self.work_wake.set()
+            self.poll_wake.clear()  # this ask answers every wake so far: a late one must not make it ask twice
+            if self._ask(run, db):
                 return  # ask again at once while a slot is free
             self._sleep(run, now + min(pol.poll_interval, beat), self.poll_wake)
         else:
             # full: our own reply or hand-back wakes us; a slot freed behind our back (the user
             # ended a held chat, a release) we only see by looking again
-            self._sleep(run, now + min(CLIENT_POLL, pol.poll_interval, beat), self.poll_wake)
+            self._sleep(run, now + min(self.look_every, beat), self.poll_wake)

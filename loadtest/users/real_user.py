@@ -10,6 +10,7 @@ has taken it, as the model's user does.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from gevent.queue import Empty
 from locust import task
@@ -60,16 +61,35 @@ class RealUser(ChatUser):
             run.count("user_messages")
 
     def wait_for_answer(self, run: Runtime, chat_id: int, patience: float) -> bool:
-        """Poll until an operator answered my last message; False if the chat ended (or I gave up).
+        """Wait until an operator answered my last message; False if the chat ended (or I gave up).
 
-        As the model: ``patience`` after writing, and every ``patience`` after that, a chat
-        still waiting for an operator is ended ``abandoned``.
+        Woken by the answer's notification (``loadtest/wakes.py``), as the model's user is woken
+        at once; the chat is also looked at every ``poll_interval`` (without notifications: every
+        2 scenario s) as a safety net.  As the model: ``patience`` after writing, and every
+        ``patience`` after that, a chat still waiting for an operator is ended ``abandoned``.
         """
-        clock = run.clock
+        clock, wakes = run.clock, run.wakes
         next_check = clock.now() + patience
-        poll = run.poll_wall(min(CLIENT_POLL, run.scenario.policy.poll_interval))
+        pol = run.scenario.policy
+        if wakes is None:
+            answered, look = None, min(CLIENT_POLL, pol.poll_interval)
+        else:
+            answered, look = wakes.chat(chat_id), pol.poll_interval
+        try:
+            return self._wait(run, chat_id, patience, next_check, answered, look)
+        finally:
+            if wakes is not None:
+                wakes.forget(chat_id)
+
+    def _wait(self, run: Runtime, chat_id: int, patience: float, next_check: float, answered: Any,
+              look: float) -> bool:
+        clock = run.clock
         while not run.stopping:
-            time.sleep(poll)
+            if answered is None:
+                time.sleep(run.poll_wall(look))
+            else:  # until the answer, the next patience check or the safety-net look
+                answered.wait(run.poll_wall(max(0.0, min(look, next_check - clock.now()))))
+                answered.clear()
             status = self.db.chat_status(chat_id)
             if status is None or status[0] == "completed":
                 run.count("chats_closed_elsewhere")
