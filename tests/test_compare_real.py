@@ -101,3 +101,44 @@ def test_replicated_sides_get_noise_bands_and_only_real_differences_are_flagged(
 
     rebuild(out, tmp_path / "again")
     assert (tmp_path / "again" / "summary.md").read_bytes() == (out / "summary.md").read_bytes()
+
+
+def test_within_five_percent_or_inside_the_noise() -> None:
+    from chatlab.metrics import within
+
+    assert within(100.0, 104.9) and within(100.0, 95.1) and within(-100.0, -104.0)
+    assert not within(100.0, 106.0) and not within(100.0, 94.0)
+    assert within(100.0, 120.0, noise=25.0)  # 20 % apart, but the replications cannot tell it from chance
+    assert not within(100.0, 130.0, noise=25.0)
+    assert within(0.0, 0.0) and not within(0.0, 0.01) and within(0.0, 0.01, noise=0.02)
+    assert within(None, None)  # neither side measured it (e.g. no served wait)
+    assert not within(None, 3.0) and not within(3.0, None, noise=100.0)
+
+
+def test_agreement_object_of_compare_real_metrics_json(tmp_path: Path) -> None:
+    """Known inputs: a legacy pair whose waits differ by 100 % (one seed: no noise band) does not agree; a
+    clean pair with identical logs agrees on every key metric; metrics.json carries both and all_within."""
+    from chatlab.metrics import AGREEMENT_KEYS, agreement
+
+    bad = Pair("legacy", analyse(_log(repeat=True, source="sim", wait=5.0), label="sim:legacy"),
+               analyse(_log(repeat=True, source="loadtest", wait=10.0), label="db:legacy"))
+    good = Pair("exclude_last", analyse(_log(repeat=False, source="sim", wait=5.0), label="sim:exclude_last"),
+                analyse(_log(repeat=False, source="loadtest", wait=5.0), label="db:exclude_last"))
+    judged = agreement([bad, good])
+    assert set(judged["policies"]["legacy"]["metrics"]) == set(AGREEMENT_KEYS)
+    p50 = judged["policies"]["legacy"]["metrics"]["wait.p50_s"]
+    assert (p50["sim"], p50["db"], p50["rel_diff"], p50["within"]) == (5.0, 10.0, pytest.approx(1.0), False)
+    assert judged["policies"]["legacy"]["metrics"]["assignment.repeat_rate"]["within"] is True
+    assert judged["policies"]["legacy"]["all_within"] is False
+    assert judged["policies"]["exclude_last"]["all_within"] is True
+    assert judged["all_within"] is False
+    assert agreement([good])["all_within"] is True
+
+    out = write_sim_vs_db_report([bad, good], tmp_path / "rep", scenario="hand")
+    saved = json.loads((out / "metrics.json").read_text())["agreement"]
+    assert saved["all_within"] is False and saved["policies"]["exclude_last"]["all_within"] is True
+    assert saved["policies"]["legacy"]["metrics"]["wait.p50_s"]["within"] is False
+    summary = (out / "summary.md").read_text()
+    assert "on every key metric: no (not: legacy: " in summary and "wait.p50_s" in summary
+    assert display_table(bad).loc["p50 wait (s)", "agrees"] == "no"
+    assert display_table(good).loc["p50 wait (s)", "agrees"] == "yes"

@@ -63,7 +63,7 @@ Definitions (also in the README, "Metrics and reports"):
 
 from __future__ import annotations
 
-from chatlab.metrics.agreement import Pair, relative_difference
+from chatlab.metrics.agreement import AGREEMENT_KEYS, TOLERANCE, Pair, agreement, relative_difference, within
 from chatlab.metrics.analysis import Analysis, analyse, compute_metrics, default_label
 from chatlab.metrics.episodes import (
     WAIT_COLUMNS,
@@ -120,5 +120,6 @@ __all__ = [
     "idle_releases", "per_operator", "per_hour", "PER_OPERATOR_COLUMNS", "run_info", "compute_metrics",
     "flatten_metrics", "metric_keys", "get_metric", "metric_docs_markdown", "Analysis", "analyse", "default_label",
     "METRIC_DOCS", "documented_keys", "FAIRNESS_DISTRIBUTIONS", "pool", "ci_half_width", "CONFIDENCE", "Pair", "relative_difference",
+    "agreement", "within", "AGREEMENT_KEYS", "TOLERANCE",
     "window_start", "mser_cut", "mser5_warmup", "resolve_warmup",
 ]

@@ -77,3 +77,53 @@ class Pair:
                         "relative_difference": relative_difference(sim, real), "simulation_ci95": hs,
                         "load_test_ci95": hd, "noise": band, "beyond_noise": beyond})
         return out
+
+
+#: How far apart the two sides may be and still agree: 5 % of the simulation's value (the issue's bar).
+TOLERANCE = 0.05
+#: The key metrics whose agreement ``compare-real`` judges (``metrics.json``'s ``agreement``).
+AGREEMENT_KEYS: tuple[str, ...] = (
+    "counts.assignments", "assignment.repeat_rate", "assignment.premature_rate", "fairness.assignments.jain",
+    "fairness.assignments.gini", "wait.mean_s", "wait.p50_s", "wait.p90_s", "wait.p99_s", "wait.service_level",
+    "wait.abandonment_rate",
+)
+
+
+def within(simulation: Any, load_test: Any, noise: float | None = None, *, tolerance: float = TOLERANCE) -> bool:
+    """Do the two values agree: ``|relative difference| <= tolerance``, or the difference inside the noise band?
+
+    The noise band (``sqrt(h_sim^2 + h_db^2)``, the two 95 % half-widths) is there because a
+    difference the replications cannot tell from chance is not a disagreement, however large in
+    per cent (a p99 over a few hundred waits moves by more than 5 % from seed to seed).  Neither
+    side measured (no served wait on either, say): they agree.  Only one side measured: they
+    do not.
+    """
+    a, b = _number(simulation), _number(load_test)
+    if a is None and b is None:
+        return True
+    if a is None or b is None:
+        return False
+    rel = relative_difference(a, b)
+    if rel is not None and abs(rel) <= tolerance:
+        return True
+    return noise is not None and abs(b - a) <= noise
+
+
+def agreement(pairs: Sequence[Pair], keys: Sequence[str] = AGREEMENT_KEYS, *,
+              tolerance: float = TOLERANCE) -> dict[str, Any]:
+    """The ``agreement`` object of a compare-real ``metrics.json``: per policy, per metric
+    ``{sim, db, rel_diff, within}`` (plus each side's half-width and the noise band when replicated),
+    each policy's ``all_within`` and the overall ``all_within``."""
+    policies: dict[str, Any] = {}
+    for pair in pairs:
+        metrics = {}
+        for r in pair.rows(keys):
+            metrics[r["key"]] = {"sim": _number(r["simulation"]), "db": _number(r["load_test"]),
+                                 "rel_diff": r["relative_difference"],
+                                 "within": within(r["simulation"], r["load_test"], r["noise"], tolerance=tolerance),
+                                 "sim_ci95": r["simulation_ci95"], "db_ci95": r["load_test_ci95"], "noise": r["noise"]}
+        policies[pair.policy] = {"all_within": all(m["within"] for m in metrics.values()), "metrics": metrics}
+    return {"tolerance": tolerance,
+            "definition": "within = |rel_diff| <= tolerance, or |db - sim| <= noise = sqrt(sim_ci95^2 + db_ci95^2); "
+                          "rel_diff = (db - sim) / |sim|",
+            "all_within": all(p["all_within"] for p in policies.values()), "policies": policies}

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from chatlab.metrics import Analysis, Pair, jsonable
+from chatlab.metrics import AGREEMENT_KEYS, TOLERANCE, Analysis, Pair, agreement, jsonable, within
 from chatlab.report.document import Bullets, Section, Table, Text
 from chatlab.report.files import ReportError
 from chatlab.report.tables import SUMMARY_ROWS, format_spread, format_value, text_table
@@ -28,13 +28,15 @@ SIM_PREFIX, DB_PREFIX = "sim:", "db:"
 COMPARED_KEYS: tuple[str, ...] = (
     "counts.chats", "counts.assignments", "counts.replies", "assignment.repeat", "assignment.repeat_rate",
     "assignment.premature", "assignment.premature_rate", "fairness.assignments.jain", "fairness.assignments.gini",
-    "wait.mean_s", "wait.p50_s", "wait.p90_s", "wait.p99_s", "wait.abandonment_rate", "health.idle_releases",
+    "wait.mean_s", "wait.p50_s", "wait.p90_s", "wait.p99_s", "wait.service_level", "wait.abandonment_rate",
+    "health.idle_releases",
     "health.queue_mean",
 )
 #: (dotted metric key, row label, format for chatlab.report.tables.format_value)
 COMPARED: tuple[tuple[str, str, str], ...] = tuple(row for key in COMPARED_KEYS for row in SUMMARY_ROWS if row[0] == key)
 assert len(COMPARED) == len(COMPARED_KEYS), "every compared metric is a row of the key-metrics table"
 _KEYS = tuple(k for k, _, _ in COMPARED)
+assert set(AGREEMENT_KEYS) <= set(_KEYS), "every judged metric is shown"
 
 
 def raw_table(pairs: Sequence[Pair]) -> pd.DataFrame:
@@ -59,18 +61,33 @@ def display_table(pair: Pair) -> pd.DataFrame:
             return "-"
         return f"{100 * r['relative_difference']:+.1f}%" + (" *" if r["beyond_noise"] else "")
 
+    def agrees(r: dict) -> str:
+        if r["key"] not in AGREEMENT_KEYS:
+            return ""
+        return "yes" if within(r["simulation"], r["load_test"], r["noise"]) else "no"
+
     frame = pd.DataFrame({
         "simulation": [side(r, "simulation", fmt) for r, (_, _, fmt) in zip(rows, COMPARED)],
         "load test": [side(r, "load_test", fmt) for r, (_, _, fmt) in zip(rows, COMPARED)],
         "relative difference": [rel(r) for r in rows],
+        "agrees": [agrees(r) for r in rows],
     }, index=[label for _, label, _ in COMPARED])
     frame.index.name = pair.policy
     return frame
 
 
+def agreement_line(pairs: Sequence[Pair]) -> str:
+    """One line: do both sides agree on every key metric (``metrics.json``'s ``agreement.all_within``)?"""
+    judged = agreement(pairs)
+    off = [f"{policy}: {', '.join(k for k, m in p['metrics'].items() if not m['within'])}"
+           for policy, p in judged["policies"].items() if not p["all_within"]]
+    return (f"agreement (within {100 * TOLERANCE:g} % or the noise) on every key metric: "
+            f"{'yes' if judged['all_within'] else 'no'}" + (f" (not: {'; '.join(off)})" if off else ""))
+
+
 def text_summary(pairs: Sequence[Pair]) -> str:
-    """The terminal version of the table (one block per policy)."""
-    return "\n\n".join(text_table(display_table(p)) for p in pairs)
+    """The terminal version of the table (one block per policy) and the agreement line."""
+    return "\n\n".join([*(text_table(display_table(p)) for p in pairs), agreement_line(pairs)])
 
 
 def section(pairs: Sequence[Pair], notes: Sequence[str]) -> list[Section]:
@@ -82,7 +99,10 @@ def section(pairs: Sequence[Pair], notes: Sequence[str]) -> list[Section]:
              " One seed per side: no noise band (run with `--seeds 1-3` to replicate both sides).")
     head = Section("Simulation vs load test", (
         Text("Same scenario and duration; the load test ran the real SQL functions under Locust. "
-             "Relative difference = (load test - simulation) / |simulation|; `-` where undefined." + noise),
+             "Relative difference = (load test - simulation) / |simulation|; `-` where undefined." + noise +
+             f" A key metric *agrees* when the relative difference is at most {100 * TOLERANCE:g} % or the difference "
+             "is inside the noise band (`metrics.json`: `agreement`)."),
+        Text(agreement_line(pairs) + "."),
         *((Bullets(tuple(notes)),) if notes else ())))
     return [head] + [Section(p.policy, (Table(display_table(p)),), level=3) for p in pairs]
 

@@ -32,7 +32,9 @@ history and the ``calibrated`` scenario's seeds plus ``calibration.json`` and ``
 and the "Calibration" / "Observed vs calibrated" sections.
 
 A **compare-real report** is a comparison of ``sim:<policy>`` and ``db:<policy>`` runs plus
-``sim_vs_real.csv``/``.json`` and the "Simulation vs load test" sections; the Locust files of
+``sim_vs_real.csv``/``.json`` and the "Simulation vs load test" sections; its ``metrics.json`` also
+has ``agreement`` (:func:`chatlab.metrics.agreement`: per policy and key metric ``{sim, db,
+rel_diff, within}``, each policy's and the overall ``all_within``); the Locust files of
 each policy are in ``locust/<policy>/``.
 
 Every kind is rebuilt from its directory alone by :func:`rebuild` (``chatlab report DIR``),
@@ -48,7 +50,7 @@ from typing import Any
 
 import pandas as pd
 
-from chatlab.metrics import DEFAULT_SERVICE_LEVEL_T, Analysis, Pair, flatten_metrics, pool
+from chatlab.metrics import DEFAULT_SERVICE_LEVEL_T, Analysis, Pair, agreement, flatten_metrics, jsonable, pool
 from chatlab.report import calibration, loadtest_section, paired, sections, sim_vs_db
 from chatlab.report.document import Document, Section, write_document
 from chatlab.report.files import LOG_NAMES, RUN_SIDECAR, ReportError, load_runs, save_log
@@ -111,13 +113,15 @@ def pooled_runs(runs: Sequence[Analysis]) -> list[Analysis]:
 
 
 def write_comparison_report(runs: Sequence[Analysis], out_dir: Path, *, title: str | None = None,
-                            sub_reports: bool = True, extra: Sequence[Section] = ()) -> Path:
+                            sub_reports: bool = True, extra: Sequence[Section] = (),
+                            meta_extra: dict[str, Any] | None = None) -> Path:
     """Write a side-by-side report of several runs (plus one sub-report each); return the dir.
 
     Runs sharing a label are seeds of one policy: the tables and plots show one column per
     label (mean ± 95 % CI over its seeds, see :mod:`chatlab.metrics.pooling`), ``metrics.json`` gains
     ``seeds``, ``std`` and ``per_seed``, and each seed gets its own sub-report.  ``extra``
-    sections come right after the header.
+    sections come right after the header; ``meta_extra`` keys are added to ``metrics.json``
+    (compare-real's ``agreement``).
     """
     if not runs:
         raise ReportError("nothing to report: no runs")
@@ -139,6 +143,7 @@ def write_comparison_report(runs: Sequence[Analysis], out_dir: Path, *, title: s
         meta["std"] = {r.label: r.spread for r in shown if r.spread is not None}
         meta["ci95"] = {r.label: r.interval for r in shown if r.interval is not None}
         meta["per_seed"] = {label: {str(m.metrics["run"]["seed"]): m.metrics for m in g} for label, g in groups.items()}
+    meta.update(meta_extra or {})
     _json_dump(meta, out_dir / "metrics.json")
     pd.DataFrame([{"label": r.label, **flatten_metrics(r.metrics)} for r in runs]).to_csv(out_dir / "metrics.csv", index=False)
     pd.concat([r.per_operator.assign(label=r.label) for r in shown], ignore_index=True).to_csv(
@@ -162,7 +167,8 @@ def write_sim_vs_db_report(pairs: Sequence[Pair], out_dir: Path, *, scenario: st
     out_dir = Path(out_dir)
     runs = list(runs) if runs is not None else [run for p in pairs for run in (p.simulation, p.load_test)]
     write_comparison_report(runs, out_dir, title=f"Simulation vs load test: {scenario}",
-                            extra=sim_vs_db.section(pairs, notes))
+                            extra=sim_vs_db.section(pairs, notes),
+                            meta_extra={"agreement": jsonable(agreement(pairs))})
     sim_vs_db.write_files(pairs, out_dir, scenario=scenario, notes=notes)
     return out_dir
 
