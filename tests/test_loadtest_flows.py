@@ -99,6 +99,43 @@ def test_history_has_no_double_assignment_and_respects_capacity(runs: dict) -> N
         assert checks["over_capacity"] == 0, policy
 
 
+def test_operators_are_in_at_t0_as_in_the_model(runs: dict) -> None:
+    """Every operator (all on shift from 0) logs in before the scenario clock starts: the history's log-ins
+    are at t = 0, not when Locust got round to spawning them."""
+    for policy, outcome in runs.items():
+        log = outcome.log
+        logins = log.loc[log["event"].astype(object) == "operator_online"]
+        assert sorted(logins["operator_id"].astype(int)) == [1, 2, 3], policy
+        assert (logins["time"] == 0.0).all(), (policy, logins["time"].tolist())
+
+
+def test_push_mode_under_locust_the_dispatcher_assigns_and_operators_never_ask(
+        pg_uri: str, scenario_file: Path, tmp_path: Path) -> None:
+    """policy.mode = "push": the dispatcher (021) runs in Locust's process, woken by NOTIFY (its safety net is
+    30 scenario s); every assignment is its own, the operators' clients never call the assign function, and
+    the history shows no chat held twice and nobody over capacity."""
+    push = tmp_path / "lt_push.toml"
+    push.write_text(SCENARIO.replace('name = "lt_smoke"', 'name = "lt_push"')
+                    .replace("poll_interval = 2", 'mode = "push"\npoll_interval = 30'))
+    outcome = run_load_test(plan(str(push), policy="exclude_last", time_scale=60.0, run_time_s=RUN_TIME_S,
+                                 out_dir=tmp_path / "out", database_url=pg_uri, seed=11, users=USERS))
+    lc, checks = outcome.locust, outcome.integrity
+    assert lc.returncode in (0, 1) and lc.failures == 0, lc.log_tail()
+    assert lc.count("assign_chat_to_operator") == 0
+    assert lc.count("dispatch_waiting_chats") >= 1
+    counters = outcome.run_info["counters"]
+    assert _count(outcome.log, "assign") >= 5 and _count(outcome.log, "operator_reply") >= 1
+    assert counters["dispatcher_assignments"] == checks["assignments"]  # nobody else assigned anything
+    assert checks["double_assigned"] == 0 and checks["over_capacity"] == 0
+    # woken by NOTIFY: far more dispatches than one per safety interval
+    safety_dispatches = outcome.duration / 30.0 + 1
+    assert counters["dispatcher_wakes"] >= 1 and counters["dispatcher_dispatches"] > 2 * safety_dispatches, counters
+    saved = json.loads((tmp_path / "out" / "loadtest.json").read_text())
+    assert saved["integrity"]["double_assigned"] == 0 == saved["integrity"]["over_capacity"]
+    assert not any("played as pull" in note for note in outcome.notes)
+    assert outcome.log.attrs["mode"] == "push"
+
+
 def test_legacy_repeats_and_the_fix_does_not(runs: dict) -> None:
     from chatlab.metrics import compute_metrics
 
@@ -212,5 +249,16 @@ def test_compare_real_replicates_both_sides_over_seeds(pg_uri: str, scenario_fil
     assert row["simulation_ci95"] is not None and row["load_test_ci95"] is not None and row["noise"] is not None
     meta = json.loads((out / "metrics.json").read_text())
     assert meta["seeds"] == {"sim:exclude_last": [1, 2], "db:exclude_last": [1, 2]}
+    # the agreement object: every key metric judged, with both means, the noise band and the verdict
+    from chatlab.metrics import AGREEMENT_KEYS, within
+
+    judged = meta["agreement"]["policies"]["exclude_last"]
+    assert set(judged["metrics"]) == set(AGREEMENT_KEYS)
+    for key, m in judged["metrics"].items():
+        assert {"sim", "db", "rel_diff", "within", "noise"} <= set(m), key
+        assert m["within"] == within(m["sim"], m["db"], m["noise"]), key
+    assert judged["metrics"]["counts.assignments"]["noise"] is not None
+    assert judged["all_within"] == all(m["within"] for m in judged["metrics"].values())
+    assert meta["agreement"]["all_within"] == judged["all_within"]
     assert (out / "locust" / "exclude_last" / "seed2" / "loadtest.json").is_file()
     assert main(["compare-real", str(scenario_file), "--seeds", "1-2", "--seed", "3", "--out", str(tmp_path / "x")]) == 2

@@ -128,3 +128,45 @@ def test_two_dispatchers_at_once_never_give_a_chat_twice_or_overfill_an_operator
 def test_a_bad_safety_interval_is_refused(pg_uri: str, db: ChatDB) -> None:
     with pytest.raises(InvalidArgument, match="safety interval"):
         Dispatcher(pg_uri, db.schema, safety_s=0)
+
+
+def _news(listener: ChatDB) -> list[str]:
+    return [n.payload for n in listener.conn.notifies(timeout=0.3)]
+
+
+def test_clients_are_told_what_they_wait_for_by_chatlab_news(pg_uri: str, db: ChatDB) -> None:
+    """Migration 022: an operator's client hears of a chat given to it (a), a chat that left it (f) and a user
+    writing to a chat it holds (w); a real user's client hears of the answer (c) — only from sessions that
+    opted in, and the client of a lab in another schema hears none of it."""
+    from loadtest_wakes_probe import Recorder
+
+    ops = [db.create_operator(f"op{i}", 1, True) for i in range(2)]
+    listener = ChatDB(pg_uri, db.schema)
+    listener.listen_news()
+    client = ChatDB(pg_uri, db.schema)
+    s = db.schema
+    try:
+        quiet = db.real_user_message(1, "hello")  # db did not opt in: no news of anything it does
+        assert db.assign_chat_to_operator(ops[0], "legacy") == quiet
+        assert _news(listener) == []
+        client.wake_dispatchers()
+        client.operator_message(ops[0], quiet, "answer")
+        assert _news(listener) == [f"{s}:f:{ops[0]}", f"{s}:c:{quiet}"]
+        assert client.assign_chat_to_operator(ops[0], "legacy") == quiet  # legacy: the replied chat again
+        assert _news(listener) == [f"{s}:a:{ops[0]}"]
+        client.real_user_message(1, "reply", quiet)  # its user writes to the chat op 0 holds
+        assert _news(listener) == [f"{s}:w:{ops[0]}"]
+        fresh = client.real_user_message(2, "hello")  # a new chat in the queue: no operator's business yet
+        assert _news(listener) == []
+        assert client.dispatch_waiting_chats("exclude_last") == [(ops[1], fresh)]
+        assert _news(listener) == [f"{s}:a:{ops[1]}"]
+        client.end_chat(fresh)
+        assert _news(listener) == [f"{s}:f:{ops[1]}"]
+        # the process-side listener turns them into wakes of the right loops only
+        wakes = Recorder(s)
+        for payload in (f"{s}:a:{ops[0]}", f"{s}:f:{ops[1]}", f"{s}:c:{quiet}", f"other:f:{ops[0]}", f"{s}:x:y"):
+            wakes.deliver(payload)
+        assert wakes.fired == [("worker", ops[0]), ("worker", ops[1]), ("poller", ops[1]), ("chat", quiet)]
+    finally:
+        listener.close()
+        client.close()
