@@ -117,7 +117,8 @@ def _start_clock(run: Runtime, environment: Any) -> None:
         run.count("start_wait_wall_s", START_WAIT_S - max(0.0, deadline - time.monotonic()))
         run.clock.reset()
         with ChatDB(run.settings.dsn, run.settings.schema, application_name="chatlab-loadtest-start") as db:
-            run.started_at_db = db.server_clock().isoformat()
+            run.origin = db.server_clock()
+            run.started_at_db = run.origin.isoformat()
         if run.push and _role(environment) != "WorkerRunner":
             run.dispatcher = gevent.spawn(_dispatch, run, environment)
         if _role(environment) != "MasterRunner":

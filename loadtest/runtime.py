@@ -8,6 +8,7 @@ create it when Locust starts and the users read it through :func:`current`.
 from __future__ import annotations
 
 import zlib
+from datetime import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,7 @@ class Runtime:
     operators_ready: int = 0  # Operators of this process that claimed their seat (and logged in, if on shift at 0)
     wakes: Any = None  # loadtest.wakes.Wakes of this process (the lab's own SQL only); None: clients poll
     dispatcher: Any = None  # push mode: chatlab.db.dispatcher.Dispatcher, on the master (or the only process)
+    origin: Any = None  # the database's clock (datetime) at scenario t = 0
 
     @classmethod
     def build(cls, settings: LoadTestSettings, worker_index: int = 0) -> Runtime:
@@ -79,6 +81,19 @@ class Runtime:
     def notify(self) -> bool:
         """The lab's own SQL: sessions opt in to 021/022's NOTIFYs, clients wait on :attr:`wakes`."""
         return self.target is None
+
+    def scenario_at(self, ts: Any, now: float) -> float:
+        """A database timestamp as scenario time (at most ``now``; ``now`` when unknown).
+
+        Why: a client learns of a moment (a chat given to its operator, an answer) a database
+        round trip or two after it, and each wall millisecond is K scenario milliseconds; the
+        model's actors start at the moment itself, so the clients count their durations from
+        the database's timestamp of it, not from when they heard.  (The database's own delays —
+        how fast it assigns — are not made up for: they are what is measured.)
+        """
+        if not isinstance(ts, datetime) or self.origin is None:  # e.g. an outside target's own types
+            return now
+        return min(now, (ts - self.origin).total_seconds() * self.settings.time_scale)
 
     def poll_wall(self, scenario_seconds: float) -> float:
         return max(MIN_POLL_WALL_S, scenario_seconds / self.settings.time_scale)

@@ -63,6 +63,7 @@ class HeldChat:
 
     chat_id: int
     pending: bool  # the user's last message is not answered yet
+    ready_at: datetime | None = None  # since when it could be worked on: the later of its assignment and that message
 
 
 @dataclass(frozen=True)
@@ -289,7 +290,8 @@ class ChatDB:
         rows = self.run("operator_inbox", {"operator_id": operator_id})
         if not rows:
             return Inbox(False, ())
-        return Inbox(bool(rows[0][0]), tuple(HeldChat(int(r[1]), bool(r[2])) for r in rows if r[1] is not None))
+        return Inbox(bool(rows[0][0]), tuple(HeldChat(int(r[1]), bool(r[2]), r[4] if len(r) > 4 else None)
+                                             for r in rows if r[1] is not None))
 
     def try_claim(self, namespace: int, key: int) -> bool:
         """A session advisory lock ``(namespace, key)``: True if this connection now holds it."""

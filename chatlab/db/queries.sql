@@ -195,13 +195,16 @@ WHERE id = %(chat_id)s
 -- An operator's client: is it (still) logged in, which chats does it hold, and does each
 -- have a user message to answer (pending) and since when.  Under the legacy policy a held
 -- chat may have nothing to answer (a premature assignment): it just occupies a slot until
--- its user writes, as in the simulation.
+-- its user writes, as in the simulation.  ready_at: since when the operator could have worked on
+-- it (the later of its assignment and the user's last message), where the model's worker starts.
 SELECT o.is_online,
        c.id AS chat_id,
        c.last_user_message_at > coalesce(c.operator_replied_at, '-infinity'::timestamptz) AS pending,
-       c.last_user_message_at AS pending_since
+       c.last_user_message_at AS pending_since,
+       greatest(c.last_user_message_at, a.assigned_at) AS ready_at
 FROM operators o
 LEFT JOIN chats c ON c.assigned_operator_id = o.id AND c.chat_state = 'assigned'
+LEFT JOIN chat_assignments a ON a.chat_id = c.id AND a.released_at IS NULL
 WHERE o.id = %(operator_id)s
 ORDER BY c.last_user_message_at, c.id
 

@@ -60,6 +60,7 @@ class Operator(ChatUser):
         self.idle = False
         self.on_shift_db: bool | None = None  # the shift state we last told the database
         self.last_activity = 0.0  # scenario time of our last activity (login, reply, unassign, touch)
+        self.free_since = 0.0  # scenario time the worker finished its last message (or came back)
         self.work_wake, self.poll_wake = Wake(), Wake()
         pol = run.scenario.policy
         # how often a loop looks at the database for news it may not have been told about
@@ -139,6 +140,7 @@ class Operator(ChatUser):
         if shift != self.on_shift_db:  # a shift starts or ends (the model's shift process)
             if shift and not self.idle:
                 self._log_in(run, self.db, True)
+                self.free_since = clock.now()
             elif not shift and self.on_shift_db:
                 self._log_in(run, self.db, False)
             self.on_shift_db = shift
@@ -156,7 +158,10 @@ class Operator(ChatUser):
         if ops.idle_probability and self.rng.random() < ops.idle_probability:
             self._idle(run)
             return
-        self._sleep(run, now + float(ops.handle_time.sample(self.rng)))
+        # the model's worker starts the moment the message could be answered (it is woken then), or
+        # when it finished the previous one; we heard of it a round trip later (run.scenario_at)
+        start = max(run.scenario_at(work.ready_at, now), min(self.free_since, now))
+        self._sleep(run, start + float(ops.handle_time.sample(self.rng)))
         if run.stopping or not self.on_shift(clock.now()):
             return  # the shift ended meanwhile: logging out released the chat (effort lost)
         if ops.unassign_probability and self.rng.random() < ops.unassign_probability:
@@ -167,6 +172,7 @@ class Operator(ChatUser):
             run.count("replies" if done else "reply_lost")
         if done:
             self.last_activity = clock.now()
+        self.free_since = clock.now()
         if run.wakes is None or not done or run.push:
             self.poll_wake.set()  # a slot is free: the poller asks again
             return
@@ -212,6 +218,7 @@ class Operator(ChatUser):
             self.idle = False
         if self.on_shift_db and not run.stopping:
             self._log_in(run, self.db, True)  # a touch if still online, a new login if logged out
+        self.free_since = clock.now()
         self.poll_wake.set()
 
     # the poller (a greenlet) -------------------------------------------------------------

@@ -48,7 +48,8 @@ class RealUser(ChatUser):
         for i in range(arrival.exchanges):
             if not self.wait_for_answer(run, chat_id, arrival.patience):
                 return
-            clock.sleep(arrival.thinks[i])
+            # the model's user starts thinking at the answer; we saw it a moment later (run.scenario_at)
+            clock.sleep_until(self.answered_at + arrival.thinks[i])
             if run.stopping:
                 return
             if i == arrival.exchanges - 1:
@@ -98,6 +99,7 @@ class RealUser(ChatUser):
             # an answer = an operator message after my last message (not the state: under the
             # legacy policy a replied chat can be taken again before I look)
             if replied_at is not None and (asked_at is None or replied_at > asked_at):
+                self.answered_at = run.scenario_at(replied_at, clock.now())
                 return True
             if clock.now() >= next_check:
                 if state == "waiting_assignment":
