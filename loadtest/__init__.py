@@ -12,6 +12,8 @@ Organised as Locust organises its own code:
 * ``settings`` — one load test's settings, from the command line to every Locust process;
   ``runtime`` — a Locust process's state; ``clock`` — scenario time at K x wall speed;
   ``plan`` — sizing the real-user pool;
+* ``wakes`` — the process's ``LISTEN chatlab_news`` line: clients are woken, not polling;
+  in push mode ``listeners`` also runs the dispatcher (``chatlab.db.dispatcher``);
 * ``session`` — one load test end to end (database, schema, Locust, event log, results);
   ``locustproc`` — Locust as a bounded child process.
 
