@@ -23,6 +23,7 @@ from chatlab.metrics.runlog import (
     _col,
     _num,
     _rate,
+    derived,
     operator_ids,
     prepare,
     run_duration,
@@ -32,6 +33,7 @@ from sim.eventlog import OperatorEvent
 from sim.statemachine import Event, State
 
 
+@derived
 def online_intervals(log: pd.DataFrame) -> dict[int, list[tuple[float, float]]]:
     """Each operator's online intervals within the metrics window ``[W, duration]`` (see module docstring)."""
     log = prepare(log)
@@ -75,6 +77,7 @@ def _overlap(intervals: list[tuple[float, float]], lo: float, hi: float) -> floa
 # --------------------------------------------------------------------------- assignments
 
 
+@derived
 def assignments(log: pd.DataFrame) -> pd.DataFrame:
     """One row per ``assign``: time, chat_id, operator_id, from_state, previous_operator_id,
     ``repeat`` (same operator as the chat's previous assign) and ``premature`` (assigned from
@@ -97,6 +100,7 @@ def assignments(log: pd.DataFrame) -> pd.DataFrame:
 WAIT_COLUMNS = ("chat_id", "start", "end", "wait_s", "outcome", "operator_id", "end_reason")
 
 
+@derived
 def wait_episodes(log: pd.DataFrame) -> pd.DataFrame:
     """One row per wait for assignment (see module docstring).
 
@@ -183,6 +187,7 @@ def wait_cdf(waits: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------- states
 
 
+@derived
 def state_intervals(log: pd.DataFrame) -> pd.DataFrame:
     """Each chat's stay in each state: chat_id, state, start, end, closed, operator_id.
 
@@ -226,6 +231,7 @@ def state_occupancy(log: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+@derived
 def state_counts_series(log: pd.DataFrame) -> pd.DataFrame:
     """Number of chats in each state over time: a step function, one row per change time.
 
@@ -275,6 +281,7 @@ def step_mean(times: np.ndarray, values: np.ndarray, lo: float, hi: float) -> fl
 # --------------------------------------------------------------------------- health
 
 
+@derived
 def idle_releases(log: pd.DataFrame) -> pd.DataFrame:
     """One row per ``idle_release``: time, chat_id, operator_id (row's, else the chat's
     assignee), from_state, ``operator_idle`` (ground truth, <NA> without ground truth),
