@@ -116,30 +116,45 @@ def wait_episodes(log: pd.DataFrame) -> pd.DataFrame:
     starts = (to_s == _WA).fillna(False) & ~(from_s == _WA).fillna(False)
     leaves = (from_s == _WA).fillna(False) & ~(to_s == _WA).fillna(False)
     rows = log.loc[(starts | leaves) & log["chat_id"].notna()]
-    is_start = starts.loc[rows.index].to_numpy()
-    open_waits: dict[int, float] = {}
-    out: list[tuple] = []
-    for t, chat, op, ev, reason, start in zip(
-        rows["time"].to_numpy(), _col(rows, "chat_id"), _col(rows, "operator_id"),
-        _col(rows, "event"), _col(rows, "reason"), is_start,
-    ):
-        if start:
-            open_waits.setdefault(int(chat), float(t))
-            continue
-        began = open_waits.pop(int(chat), None)
-        if began is None:
-            continue
-        if ev == Event.ASSIGN.value:
-            out.append((int(chat), began, float(t), float(t) - began, "served", op, None))
-        else:
-            out.append((int(chat), began, float(t), float(t) - began, "ended", None, reason))
-    for chat, began in open_waits.items():
-        end = max(duration, began)
-        out.append((chat, began, end, end - began, "open", None, None))
-    frame = pd.DataFrame(out, columns=list(WAIT_COLUMNS))
-    frame = frame.astype({"chat_id": "Int64", "start": "float64", "end": "float64", "wait_s": "float64",
-                          "operator_id": "Int64"})
-    frame["outcome"] = frame["outcome"].astype(pd.CategoricalDtype(["served", "ended", "open"]))
+    # Each chat's rows in time order alternate "a wait starts" / "it ends"; a repeated start
+    # (already waiting) or end (not waiting) changes nothing, so only the rows whose kind differs
+    # from the chat's previous row count, and a chat's first row counts only if it starts a wait.
+    chat = rows["chat_id"].to_numpy(dtype="int64")
+    order = np.argsort(chat, kind="stable")  # by chat, time order kept
+    chat = chat[order]
+    is_start = starts.loc[rows.index].to_numpy(dtype=bool)[order]
+    same_chat = np.zeros(len(chat), dtype=bool)
+    same_chat[1:] = chat[1:] == chat[:-1]
+    prev_start = np.zeros(len(chat), dtype=bool)
+    prev_start[1:] = is_start[:-1]
+    keep = np.where(is_start, ~(same_chat & prev_start), same_chat & prev_start)
+    k_order, k_chat, k_start = order[keep], chat[keep], is_start[keep]
+    times = rows["time"].to_numpy(dtype="float64")
+    # a kept start is closed by the next kept row when that row is of the same chat (it is an end)
+    closed = np.zeros(len(k_chat), dtype=bool)
+    closed[:-1] = k_start[:-1] & (k_chat[1:] == k_chat[:-1])
+    opened = k_start & ~closed
+    s_idx, e_idx = k_order[:-1][closed[:-1]], k_order[1:][closed[:-1]]
+    by_close = np.argsort(e_idx, kind="stable")  # rows in the order their wait ended, as a replay finds them
+    s_idx, e_idx = s_idx[by_close], e_idx[by_close]
+    served = (rows["event"].to_numpy(dtype=object)[e_idx] == Event.ASSIGN.value)
+    ops, reasons = _col(rows, "operator_id")[e_idx], _col(rows, "reason")[e_idx]
+    o_idx = k_order[opened]
+    began_c, ended_c, began_o = times[s_idx], times[e_idx], times[o_idx]
+    end_o = np.maximum(duration, began_o)
+    outcome = np.concatenate([np.where(served, "served", "ended").astype(object),
+                              np.full(len(o_idx), "open", dtype=object)])
+    none_o = np.full(len(o_idx), None, dtype=object)
+    frame = pd.DataFrame({
+        "chat_id": pd.array(np.concatenate([rows["chat_id"].to_numpy(dtype="int64")[s_idx],
+                                            rows["chat_id"].to_numpy(dtype="int64")[o_idx]]), dtype="Int64"),
+        "start": np.concatenate([began_c, began_o]),
+        "end": np.concatenate([ended_c, end_o]),
+        "wait_s": np.concatenate([ended_c - began_c, end_o - began_o]),
+        "outcome": pd.Categorical(outcome, categories=["served", "ended", "open"]),
+        "operator_id": pd.array(np.concatenate([np.where(served, ops, None), none_o]), dtype="Int64"),
+        "end_reason": np.concatenate([np.where(served, None, reasons), none_o]),
+    }, columns=list(WAIT_COLUMNS))
     frame = frame.loc[frame["start"].to_numpy() >= window_start(log)]
     return frame.sort_values(["start", "chat_id"], kind="stable").reset_index(drop=True)
 
