@@ -1,0 +1,44 @@
+"""The master's watch over its workers: which went missing mid-run, and when (distributed mode).
+
+Why: Locust's master marks a worker *missing* after ~3 s without a heartbeat (a killed
+process, a lost machine) and, started with ``--enable-rebalancing`` (``loadtest/session.py``
+passes it), hands that worker's users to the ones left.  Our users survive that by design:
+each ``Operator`` and the ``Housekeeper`` claim their identity with a session advisory lock,
+which the server drops when the dead worker's connections close, so the respawned users
+claim exactly what was lost.  What cannot be handed over is the dead worker's *share of the
+arrivals* and its users' conversations in flight; so the run is not the scenario any more.
+This module records the loss (``workers_lost`` in the master's run info) for the session,
+which notes it in the report and makes ``chatlab loadtest`` exit 1.  When no worker is left
+the master quits at once instead of waiting for the hard timeout.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gevent
+
+#: Wall seconds between two looks at the master's worker table.
+WATCH_INTERVAL_S = 0.5
+
+
+def watch(environment: Any, run: Any) -> Any:
+    """Start the watcher greenlet on the master; ``run.workers_lost`` collects the losses."""
+    return gevent.spawn(_watch, environment, run)
+
+
+def _watch(environment: Any, run: Any) -> None:
+    runner = environment.runner
+    seen: set[str] = set()
+    while not run.stopping:
+        gevent.sleep(WATCH_INTERVAL_S)
+        for node in list(runner.clients.missing):
+            if node.id in seen:
+                continue
+            seen.add(node.id)
+            run.workers_lost.append({"worker_index": runner.get_worker_index(node.id), "node_id": node.id,
+                                     "scenario_time": round(run.clock.now(), 1)})
+        if seen and runner.worker_count <= 0 and not run.stopping:
+            run.workers_lost_all = True
+            runner.quit()  # nobody left to run users: end now, the session reports it
+            return
