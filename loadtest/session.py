@@ -74,7 +74,7 @@ class LoadTestOutcome:
     @property
     def workers_lost(self) -> list[dict[str, Any]]:
         """Locust workers the master lost mid-run (``loadtest/workerwatch.py``); empty when none."""
-        return list(self.run_info.get("workers_lost") or [])
+        return workers_lost(self.run_info)
 
     @property
     def duration(self) -> float:
@@ -191,7 +191,7 @@ def run_load_test(settings: LoadTestSettings, *, on_tick: Callable[[float], None
                                duration=settings.duration)
     else:
         log = target_log(tables, target, settings, started_at_db=info["started_at_db"])
-    lost = list(info.get("workers_lost") or [])
+    lost = workers_lost(info)
     if lost:
         notes.append(lost_workers_note(lost, all_lost=bool(info.get("workers_lost_all"))))
     late = info.get("arrival_lateness_max_s")
@@ -209,6 +209,11 @@ def run_load_test(settings: LoadTestSettings, *, on_tick: Callable[[float], None
                               wall_s=time.monotonic() - started, integrity=checks, notes=notes)
     (out_dir / RESULTS_FILE).write_text(json.dumps(outcome.results(), indent=2, default=str) + "\n")
     return outcome
+
+
+def workers_lost(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """The workers the master's run info says were lost and never came back (``loadtest/workerwatch.py``)."""
+    return [w for w in info.get("workers_lost") or [] if "healed_at" not in w]
 
 
 def lost_workers_note(lost: list[dict[str, Any]], *, all_lost: bool) -> str:

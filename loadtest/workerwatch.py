@@ -7,7 +7,8 @@ each ``Operator`` and the ``Housekeeper`` claim their identity with a session ad
 which the server drops when the dead worker's connections close, so the respawned users
 claim exactly what was lost.  What cannot be handed over is the dead worker's *share of the
 arrivals* and its users' conversations in flight; so the run is not the scenario any more.
-This module records the loss (``workers_lost`` in the master's run info) for the session,
+This module records the loss (``workers_lost`` in the master's run info; a worker whose
+heartbeats come back, e.g. after a CPU stall, is marked ``healed_at`` and not counted) for the session,
 which notes it in the report and makes ``chatlab loadtest`` exit 1.  When no worker is left
 the master quits at once instead of waiting for the hard timeout.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import gevent
+from locust.runners import STATE_MISSING
 
 #: Wall seconds between two looks at the master's worker table.
 WATCH_INTERVAL_S = 0.5
@@ -38,6 +40,10 @@ def _watch(environment: Any, run: Any) -> None:
             seen.add(node.id)
             run.workers_lost.append({"worker_index": runner.get_worker_index(node.id), "node_id": node.id,
                                      "scenario_time": round(run.clock.now(), 1)})
+        for entry in run.workers_lost:  # heartbeats resumed (a starved CPU, not a death): not lost
+            node = runner.clients.get(entry["node_id"])
+            if node is not None and node.state != STATE_MISSING and "healed_at" not in entry:
+                entry["healed_at"] = round(run.clock.now(), 1)
         if seen and runner.worker_count <= 0 and not run.stopping:
             run.workers_lost_all = True
             runner.quit()  # nobody left to run users: end now, the session reports it
