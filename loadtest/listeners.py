@@ -130,6 +130,8 @@ def _on_quitting(environment: Any, **_: Any) -> None:
         LIVE["numbers"].close()
     if run is not None:
         run.stopping = True
+        if _role(environment) == "MasterRunner":
+            workerwatch.sweep(environment, run)  # the last loss may have stopped the test before a look
         _write_run_info(run, environment, errors)
 
 
@@ -153,8 +155,7 @@ def _write_run_info(run: Runtime, environment: Any, extra: dict[str, Any] | None
         "arrival_lateness_p50_s": float(np.percentile(late, 50)) if late.size else None,
         "arrival_lateness_max_s": float(late.max()) if late.size else None,
         "written_at": time.time(),
-        **({"workers_lost": run.workers_lost, "workers_lost_all": run.workers_lost_all}
-           if _role(environment) == "MasterRunner" else {}),
+        **({"workers_lost": run.workers_lost} if _role(environment) == "MasterRunner" else {}),
         **(extra or {}),
     }
     try:

@@ -45,7 +45,6 @@ class Runtime:
     target: Any = None  # loadtest.target.Target of an outside target; None: the lab's own SQL
     #: distributed master only: the workers that went missing mid-run (``loadtest/workerwatch.py``)
     workers_lost: list[dict[str, Any]] = field(default_factory=list)
-    workers_lost_all: bool = False
 
 
     @classmethod

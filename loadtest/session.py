@@ -193,7 +193,7 @@ def run_load_test(settings: LoadTestSettings, *, on_tick: Callable[[float], None
         log = target_log(tables, target, settings, started_at_db=info["started_at_db"])
     lost = workers_lost(info)
     if lost:
-        notes.append(lost_workers_note(lost, all_lost=bool(info.get("workers_lost_all"))))
+        notes.append(lost_workers_note(lost, all_lost=len(lost) >= settings.workers))
     late = info.get("arrival_lateness_max_s")
     if late is not None and late > LATE_NOTE_S:
         notes.append(f"some chats were opened up to {late:.0f} scenario s after their arrival time: all "
@@ -221,7 +221,8 @@ def lost_workers_note(lost: list[dict[str, Any]], *, all_lost: bool) -> str:
     which = ", ".join(f"worker {w.get('worker_index')} at scenario t = {float(w.get('scenario_time') or 0):.0f} s"
                       for w in lost)
     if all_lost:
-        return f"the run lost every Locust worker ({which}) and ended early: its numbers are not the scenario's"
+        return (f"the run lost every Locust worker ({which}) and Locust ended it at the last loss: "
+                "its numbers are not the scenario's")
     return (f"the run lost {len(lost)} Locust worker{'s' if len(lost) != 1 else ''} ({which}): the others took "
             "over its operators and the housekeeper (Locust rebalancing; advisory-lock claims), the "
             "housekeeper released what its operators left, but its share of the arrivals after that was not "

@@ -171,4 +171,4 @@ def test_a_lost_worker_counts_unless_it_came_back() -> None:
     assert workers_lost({}) == []
     note = lost_workers_note(workers_lost(info), all_lost=False)
     assert "lost 1 Locust worker (worker 1 at scenario t = 812 s)" in note and "not the scenario's" in note
-    assert "ended early" in lost_workers_note(workers_lost(info), all_lost=True)
+    assert "ended it at the last loss" in lost_workers_note(workers_lost(info), all_lost=True)
