@@ -25,8 +25,8 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN_TIME_S = 20
-KILL_AFTER_ACKS = 150  # acknowledged writes before the kill: chats, messages and replies exist
+RUN_TIME_S = 16
+KILL_AFTER_ACKS = 120  # acknowledged writes before the kill: chats, messages and replies exist
 
 
 def _count_lines(path: Path) -> int:

@@ -5,6 +5,10 @@ schema, seeds the scenario's operators, runs Locust (headless, or ``--web`` on l
 for a bounded time, then turns the history tables into the event log and writes the same
 report as ``chatlab run`` plus the load test's section and Locust's CSV statistics.
 Details: ``loadtest/session.py``.
+
+Exit status: 0; 2 for a mistake or a run that produced nothing usable (one line, no
+report); 1 when a distributed run lost a Locust worker mid-run — the report is written,
+with a note, but it is not the scenario's (``loadtest/workerwatch.py``).
 """
 
 from __future__ import annotations
