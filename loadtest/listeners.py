@@ -64,7 +64,6 @@ def _install(settings: LoadTestSettings, environment: Any) -> Runtime:
 
 @events.init.add_listener
 def _on_init(environment: Any, **_: Any) -> None:
-
     if not os.environ.get(CONFIG_ENV) and _role(environment) == "WorkerRunner":
         return  # the master's settings come with the spawn message
     settings = LoadTestSettings.from_env()

@@ -223,10 +223,11 @@ def lost_workers_note(lost: list[dict[str, Any]], *, all_lost: bool) -> str:
     if all_lost:
         return (f"the run lost every Locust worker ({which}) and Locust ended it at the last loss: "
                 "its numbers are not the scenario's")
-    return (f"the run lost {len(lost)} Locust worker{'s' if len(lost) != 1 else ''} ({which}): the others took "
-            "over its operators and the housekeeper (Locust rebalancing; advisory-lock claims), the "
-            "housekeeper released what its operators left, but its share of the arrivals after that was not "
-            "played and its users' open chats were left unfinished: the numbers are not the scenario's")
+    return (f"the run lost {len(lost)} Locust worker{'s' if len(lost) != 1 else ''} ({which}): the workers left "
+            "took over the lost one's operators and, if it ran there, the housekeeper (Locust rebalancing; "
+            "advisory-lock claims), and idle detection releases what those operators held; but the lost "
+            "worker's share of the arrivals after the loss was not played and its users' open chats were left "
+            "unfinished: the numbers are not the scenario's")
 
 
 def user_error_message(info: dict[str, Any], result: LocustResult) -> str:
