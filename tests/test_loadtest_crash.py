@@ -50,7 +50,8 @@ def test_postmaster_killed_mid_load_loses_nothing_acknowledged(tmp_path_factory)
     proc = None
     try:
         with psycopg.connect(uri, autocommit=True) as conn:
-            durable = {k: conn.execute(f"SHOW {k}").fetchone()[0] for k in ("fsync", "synchronous_commit")}
+            durable = {"fsync": conn.execute("SHOW fsync").fetchone()[0],
+                       "synchronous_commit": conn.execute("SHOW synchronous_commit").fetchone()[0]}
         assert durable == {"fsync": "on", "synchronous_commit": "on"}, durable
         cmd = [sys.executable, "-m", "chatlab.cli", "loadtest", "baseline", "--run-time", str(RUN_TIME_S),
                "--time-scale", "120", "--set", "users.arrivals.rate=0.08", "--database-url", uri,
@@ -67,7 +68,8 @@ def test_postmaster_killed_mid_load_loses_nothing_acknowledged(tmp_path_factory)
         # kill -9 the postmaster of this data directory (first line of postmaster.pid)
         pid = int((pgdata / "postmaster.pid").read_text().split()[0])
         postmaster = psutil.Process(pid)
-        assert Path(postmaster.cwd()).resolve() == pgdata.resolve() or "postgres" in postmaster.name()
+        args = postmaster.cmdline()
+        assert "-D" in args and Path(args[args.index("-D") + 1]).resolve() == pgdata.resolve(), args
         backends = postmaster.children()
         acked_before = _count_lines(acks_path)
         postmaster.send_signal(signal.SIGKILL)
@@ -96,7 +98,7 @@ def test_postmaster_killed_mid_load_loses_nothing_acknowledged(tmp_path_factory)
                 "SELECT chat_id, id FROM messages WHERE sender_type = 'operator'")}
             user_msgs = dict(conn.execute(
                 "SELECT chat_id, count(*) FROM messages WHERE sender_type = 'real_user' GROUP BY chat_id").fetchall())
-            crash = conn.execute("SELECT count(*) FROM chats").fetchone()[0]
+            n_chats = conn.execute("SELECT count(*) FROM chats").fetchone()[0]
         lost = acklog.lost(acks, chats=chats, replies=replies, user_messages=user_msgs)
         assert not lost, f"{len(lost)} acknowledged writes are gone after the crash: {lost[:10]}"
         violations = check_invariants(uri, schema)
@@ -106,7 +108,7 @@ def test_postmaster_killed_mid_load_loses_nothing_acknowledged(tmp_path_factory)
         assert len(acks) > acked_before, "nothing was acknowledged after the restart: clients did not reconnect"
         print(f"\n[crash] kill -9 of the postmaster at {killed_at:.1f} s (after {acked_before} acknowledged writes), "
               f"down {down_s:.1f} s; acknowledged {len(acks)} writes ({dict(kinds)}), lost 0; chats in the history "
-              f"{crash}; Locust requests {results['locust']['requests']}, failures {results['locust']['failures']}; "
+              f"{n_chats}; Locust requests {results['locust']['requests']}, failures {results['locust']['failures']}; "
               f"violations 0; wall {wall:.0f} s; exit {proc.returncode}")
     finally:
         if proc is not None and proc.poll() is None:
