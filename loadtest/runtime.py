@@ -43,6 +43,8 @@ class Runtime:
     lateness: list[float] = field(default_factory=list)
     _salt_rng: np.random.Generator | None = None
     target: Any = None  # loadtest.target.Target of an outside target; None: the lab's own SQL
+    #: distributed master only: the workers that went missing mid-run (``loadtest/workerwatch.py``)
+    workers_lost: list[dict[str, Any]] = field(default_factory=list)
 
 
     @classmethod
