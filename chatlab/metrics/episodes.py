@@ -257,22 +257,20 @@ def state_counts_series(log: pd.DataFrame) -> pd.DataFrame:
     iv = state_intervals(log)
     log = prepare(log)
     duration, first = run_duration(log), window_start(log)
-    deltas = [pd.DataFrame({"time": [first], "state": [_WA], "d": [0]})]
-    if len(iv):
-        st = iv["state"].astype(object)
-        deltas.append(pd.DataFrame({"time": iv["start"], "state": st, "d": 1}))
-        closed = iv["closed"].to_numpy(dtype=bool)
-        deltas.append(pd.DataFrame({"time": iv["end"][closed], "state": st[closed], "d": -1}))
-    d = pd.concat(deltas, ignore_index=True)
-    table = d.pivot_table(index="time", columns="state", values="d", aggfunc="sum", fill_value=0)
-    table = table.reindex(columns=list(ALL_STATES), fill_value=0).sort_index().cumsum()
-    if first not in table.index:
-        table.loc[first] = 0
-        table = table.sort_index()
-    if duration > table.index.max():
-        table.loc[duration] = table.iloc[-1]
-    table = table.astype("int64").reset_index()
-    table.columns.name = None
+    codes = {state: i for i, state in enumerate(ALL_STATES)}
+    st = np.array([codes[s] for s in iv["state"].astype(object)], dtype="int64") if len(iv) else np.zeros(0, "int64")
+    closed = iv["closed"].to_numpy(dtype=bool)
+    times = np.concatenate([[first], iv["start"].to_numpy(dtype="float64"), iv["end"].to_numpy(dtype="float64")[closed]])
+    states = np.concatenate([[codes[_WA]], st, st[closed]])
+    deltas = np.concatenate([[0], np.ones(len(st), "int64"), -np.ones(int(closed.sum()), "int64")])
+    uniq, row = np.unique(times, return_inverse=True)  # one row per change time, in order
+    counts = np.zeros((len(uniq), len(ALL_STATES)), dtype="int64")
+    np.add.at(counts, (row, states), deltas)
+    counts = np.cumsum(counts, axis=0)
+    if duration > uniq[-1]:
+        uniq, counts = np.append(uniq, duration), np.vstack([counts, counts[-1:]])
+    table = pd.DataFrame(counts, columns=list(ALL_STATES))
+    table.insert(0, "time", uniq)
     return table
 
 
