@@ -12,19 +12,30 @@
 --      with known-agent holds, an operator ahead that has a chat held for it takes that chat,
 --      which nobody else may take, so it is left out;
 --   2. the head of the queue, in queue order: k + 16 chats for k operators ahead;
---   3. each operator ahead takes the first chat of the head it may have.
+--   3. the operators ahead each take the first chat of the head they may have.
 --
 -- Why the head is enough (exact, not an approximation): every operator walks the same queue
 -- order, so whether an operator's choice lies in the first L chats, and which one, depends only
 -- on what was taken among those L chats; choices beyond them never change one inside them.  So
 -- when the requester finds an eligible chat in the head that nobody ahead took, that chat is
 -- its answer; when the head is the whole queue, the matching is complete; otherwise the head is
--- read again, four times longer.  Without routing rules each operator ahead costs one or two
--- array probes (it takes the first chat nobody took, unless it was that chat's last operator).
+-- read again, four times longer.
 --
--- The claim itself is 020's, unchanged (one row, SKIP LOCKED, the chats taken by the operators
--- ahead excluded), as are the checks and the other policies: CREATE OR REPLACE keeps the grants
--- of 020, and SECURITY DEFINER is restated because a replace resets it.
+-- Step 3 without routing rules in the head (no skill needed, every chat fits every operator
+-- ahead, no holds), where an operator refuses only a chat it answered last: operators ahead
+-- being distinct, the k of them take exactly the first k chats (in some order) unless the
+-- operator of rank i meets, as chat i, a run of chats it answered last that reaches past
+-- chat k; it then takes the chat after the run and the others the run's first chats.  So only
+-- the places where chat i's last operator is the operator of rank i are looked at (one array
+-- comparison in SQL), not every operator; with rules, each operator ahead scans the head.
+-- tests/test_operator_ordered_scale.py builds queues of such runs.
+--
+-- The claim then starts at the requester's chat in queue order (every chat before it is
+-- taken by an operator ahead or not the requester's), excluding only the chats taken after
+-- it; with SLA order or holds it is 020's claim with every taken chat excluded.  Either way
+-- one row, SKIP LOCKED, state re-checked under the lock: no chat to two operators.  The checks
+-- and the other policies are 020's, unchanged; CREATE OR REPLACE keeps 020's grants, and
+-- SECURITY DEFINER is restated because a replace resets it.
 
 CREATE OR REPLACE FUNCTION assign_chat_to_operator(
     p_operator_id    bigint,
@@ -78,7 +89,15 @@ DECLARE
     v_flags    boolean[];                        -- taken by an operator ahead
     v_ntaken   integer;
     v_first    integer;
-    v_found    boolean;
+    v_found    integer;                          -- the requester's chat: its place in the head
+    v_minroom  bigint;                           -- the least free capacity among them
+    v_simple   boolean;                          -- no chat of the head needs a skill, a hold or more room
+    v_general  boolean;
+    v_end      integer;
+    v_tail     integer;
+    v_start    bigint;                           -- the requester's chat in the matching: claim from it on
+    v_spri     integer;
+    v_sws      timestamptz;
     i          integer;
     j          integer;
 BEGIN
@@ -160,8 +179,8 @@ BEGIN
                                             WHERE a.operator_id = o.id AND a.assigned_at > v_fair) < p_fair_limit)
         )
         SELECT array_agg(a.id ORDER BY a.k1, a.k2, a.id), array_agg(a.room ORDER BY a.k1, a.k2, a.id),
-               array_agg(a.skills::text ORDER BY a.k1, a.k2, a.id)
-        INTO v_ids, v_rooms, v_skills
+               array_agg(a.skills::text ORDER BY a.k1, a.k2, a.id), min(a.room)
+        INTO v_ids, v_rooms, v_skills, v_minroom
         FROM ops a JOIN ops me ON me.id = p_operator_id
         WHERE (a.k1, a.k2, a.id) < (me.k1, me.k2, me.id) AND NOT a.holds;
         v_k := coalesce(array_length(v_ids, 1), 0);
@@ -171,8 +190,9 @@ BEGIN
         WHILE v_k > 0 LOOP
             IF v_sla THEN
                 SELECT array_agg(q.id), array_agg(q.last_operator_id), array_agg(q.skill), array_agg(q.weight),
-                       array_agg(q.relaxed), array_agg(q.holder)
-                INTO q_id, q_last, q_skill, q_weight, q_relaxed, q_holder
+                       array_agg(q.relaxed), array_agg(q.holder),
+                       bool_and((q.skill IS NULL OR q.relaxed) AND q.holder IS NULL) AND max(q.weight) <= v_minroom
+                INTO q_id, q_last, q_skill, q_weight, q_relaxed, q_holder, v_simple
                 FROM (SELECT c.id, c.last_operator_id, c.skill, c.weight, c.waiting_since <= v_relax AS relaxed,
                              CASE WHEN v_sticky AND c.last_operator_id IS NULL AND c.created_at > v_held
                                        AND EXISTS (SELECT 1 FROM operators s WHERE s.id = c.sticky_operator_id
@@ -183,8 +203,9 @@ BEGIN
                       LIMIT v_limit) q;
             ELSE
                 SELECT array_agg(q.id), array_agg(q.last_operator_id), array_agg(q.skill), array_agg(q.weight),
-                       array_agg(q.relaxed), array_agg(q.holder)
-                INTO q_id, q_last, q_skill, q_weight, q_relaxed, q_holder
+                       array_agg(q.relaxed), array_agg(q.holder),
+                       bool_and((q.skill IS NULL OR q.relaxed) AND q.holder IS NULL) AND max(q.weight) <= v_minroom
+                INTO q_id, q_last, q_skill, q_weight, q_relaxed, q_holder, v_simple
                 FROM (SELECT c.id, c.last_operator_id, c.skill, c.weight, c.waiting_since <= v_relax AS relaxed,
                              CASE WHEN v_sticky AND c.last_operator_id IS NULL AND c.created_at > v_held
                                        AND EXISTS (SELECT 1 FROM operators s WHERE s.id = c.sticky_operator_id
@@ -198,36 +219,85 @@ BEGIN
             v_flags := array_fill(false, ARRAY[v_n + 1]);
             v_taken := '{}';
             v_ntaken := 0;
-            v_first := 1;   -- the first chat of the head nobody took yet
-            FOR j IN 1 .. v_k LOOP
-                EXIT WHEN v_first > v_n;  -- the head is used up
-                i := v_first;
-                WHILE i <= v_n LOOP
-                    IF NOT v_flags[i] AND q_holder[i] IS NULL AND q_last[i] IS DISTINCT FROM v_ids[j]
-                       AND q_weight[i] <= v_rooms[j]
-                       AND (q_skill[i] IS NULL OR q_relaxed[i] OR q_skill[i] = ANY (v_skills[j]::text[])) THEN
-                        v_flags[i] := true;
-                        v_ntaken := v_ntaken + 1;
-                        v_taken[v_ntaken] := q_id[i];
+            v_tail := NULL;
+            v_general := NOT coalesce(v_simple AND v_n > v_k, false);
+            IF NOT v_general THEN
+                -- Every chat of the head fits every operator ahead and needs no skill: an operator
+                -- refuses only a chat it answered last.  Then the k operators ahead take exactly
+                -- the first k chats (in some order), except at the end: operator i facing chat i
+                -- that it answered last skips the run of its own chats there and takes the one
+                -- after the run; the operators after it take the skipped ones.  Only a run that
+                -- reaches beyond chat k changes the set: then chats 1..k-1 and the one after it.
+                v_end := 0;
+                FOR i IN SELECT t.i FROM unnest(q_last[1:v_k], v_ids) WITH ORDINALITY AS t (l, o, i)
+                         WHERE t.l = t.o ORDER BY t.i LOOP
+                    CONTINUE WHEN i <= v_end;  -- inside an earlier run: taken by someone after its operator
+                    v_end := i;
+                    WHILE v_end <= v_n AND q_last[v_end] = v_ids[i] LOOP
+                        v_end := v_end + 1;
+                    END LOOP;
+                    IF v_end > v_k THEN
+                        v_tail := v_end;
                         EXIT;
                     END IF;
-                    i := i + 1;
                 END LOOP;
-                WHILE v_flags[v_first] LOOP  -- v_flags[v_n + 1] is false: the loop stops
-                    v_first := v_first + 1;
+                IF v_tail IS NULL THEN
+                    v_flags[1:v_k] := array_fill(true, ARRAY[v_k]);
+                    v_first := v_k + 1;
+                ELSIF v_tail <= v_n THEN
+                    IF v_k > 1 THEN
+                        v_flags[1:v_k - 1] := array_fill(true, ARRAY[v_k - 1]);
+                    END IF;
+                    v_flags[v_tail] := true;
+                    v_first := v_k;
+                ELSE  -- the run reaches the end of the head: play it operator by operator
+                    v_general := true;
+                END IF;
+            END IF;
+            IF v_general THEN
+                v_flags := array_fill(false, ARRAY[v_n + 1]);
+                v_first := 1;   -- the first chat of the head nobody took yet
+                FOR j IN 1 .. v_k LOOP
+                    EXIT WHEN v_first > v_n;  -- the head is used up
+                    i := v_first;
+                    WHILE i <= v_n LOOP
+                        IF NOT v_flags[i] AND q_holder[i] IS NULL AND q_last[i] IS DISTINCT FROM v_ids[j]
+                           AND q_weight[i] <= v_rooms[j]
+                           AND (q_skill[i] IS NULL OR q_relaxed[i] OR q_skill[i] = ANY (v_skills[j]::text[])) THEN
+                            v_flags[i] := true;
+                            EXIT;
+                        END IF;
+                        i := i + 1;
+                    END LOOP;
+                    WHILE v_flags[v_first] LOOP  -- v_flags[v_n + 1] is false: the loop stops
+                        v_first := v_first + 1;
+                    END LOOP;
                 END LOOP;
-            END LOOP;
-            EXIT WHEN v_n < v_limit;  -- the whole queue
-            v_found := false;
-            FOR i IN v_first .. v_n LOOP  -- does the requester find one in the head?
+            END IF;
+            v_found := NULL;
+            FOR i IN v_first .. v_n LOOP  -- the requester's chat: the first in the head nobody ahead took
                 IF NOT v_flags[i] AND (q_holder[i] IS NULL OR q_holder[i] = p_operator_id)
                    AND q_last[i] IS DISTINCT FROM p_operator_id AND q_weight[i] <= v_room
                    AND (q_skill[i] IS NULL OR q_relaxed[i] OR q_skill[i] = ANY (v_op.skills)) THEN
-                    v_found := true;
+                    v_found := i;
                     EXIT;
                 END IF;
             END LOOP;
-            EXIT WHEN v_found;
+            IF v_found IS NOT NULL OR v_n < v_limit THEN
+                -- found, or the head is the whole queue: the chats taken ahead are final.  Without
+                -- SLA order or holds the claim starts at the requester's chat (every chat before
+                -- it is taken or not the requester's), so only the chats taken after it matter.
+                FOR i IN CASE WHEN v_sla OR v_sticky OR v_found IS NULL THEN 1 ELSE v_found END .. v_n LOOP
+                    IF v_flags[i] THEN
+                        v_ntaken := v_ntaken + 1;
+                        v_taken[v_ntaken] := q_id[i];
+                    END IF;
+                END LOOP;
+                IF v_found IS NOT NULL AND NOT v_sla AND NOT v_sticky THEN
+                    v_start := q_id[v_found];
+                END IF;
+                EXIT;
+            END IF;
             v_limit := v_limit * 4;
         END LOOP;
     END IF;
@@ -256,6 +326,24 @@ BEGIN
                  CASE WHEN NOT v_sla AND v_policy NOT IN ('random', 'newest_first') THEN c.waiting_since END,
                  c.id
         LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
+    ELSIF v_start IS NOT NULL THEN  -- operator-ordered, no SLA order, no holds: from the matching's answer on
+        SELECT c.priority, c.waiting_since INTO v_spri, v_sws FROM chats c WHERE c.id = v_start;
+        SELECT c.id, c.chat_state INTO v_chat, v_from FROM chats c
+        WHERE c.chat_state = 'waiting_assignment' AND c.priority = v_spri AND (c.waiting_since, c.id) >= (v_sws, v_start)
+          AND c.last_operator_id IS DISTINCT FROM p_operator_id
+          AND c.id <> ALL (v_taken) AND c.weight <= v_room
+          AND (c.skill IS NULL OR c.skill = ANY (v_op.skills) OR c.waiting_since <= v_relax)
+        ORDER BY c.priority DESC, c.waiting_since, c.id
+        LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
+        IF v_chat IS NULL THEN  -- the lower classes
+            SELECT c.id, c.chat_state INTO v_chat, v_from FROM chats c
+            WHERE c.chat_state = 'waiting_assignment' AND c.priority < v_spri
+              AND c.last_operator_id IS DISTINCT FROM p_operator_id
+              AND c.id <> ALL (v_taken) AND c.weight <= v_room
+              AND (c.skill IS NULL OR c.skill = ANY (v_op.skills) OR c.waiting_since <= v_relax)
+            ORDER BY c.priority DESC, c.waiting_since, c.id
+            LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
+        END IF;
     ELSIF v_policy = 'random' THEN
         SELECT c.id, c.chat_state INTO v_chat, v_from FROM chats c
         WHERE c.chat_state = 'waiting_assignment' AND c.last_operator_id IS DISTINCT FROM p_operator_id
