@@ -95,21 +95,23 @@ def test_operator_ordered_picks_agree_on_queues_of_runs(db, floor):
             assert got == policy.pick(snapshot, op) == full.get(op), (name, op, snapshot)
 
 
-@pytest.mark.parametrize("chats, expected", [
+@pytest.mark.parametrize("max_chats, chats, holds, queue_last, expected", [
     # A, B, R: A takes the oldest; B skips its own run and takes the fourth; R gets the second,
     # not the third that "k-th operator, k-th chat" would give it
-    ([None, 1, 1, None, 2], 1),
+    ([1, 1, 1], [None, 1, 1, None, 2], [], [None, 1, 1, None, 2], 1),
     # A, B, C, R: A skips its chat and takes the second (B's); B takes A's; C takes the third;
     # R the fourth — B's own chats after A's are not a run B meets (it is served before them)
-    ([0, 1, 1, 1, 2, 3], 3),
+    ([1, 1, 1, 1], [0, 1, 1, 1, 2, 3], [], [0, 1, 1, 1, 2, 3], 3),
+    # A, B, R (R took the oldest chat last): B's run ends the queue, B takes nothing, R gets B's first
+    ([1, 1, 2], [None, None, 1, 1], [2], [None, 1, 1], 1),
 ])
-def test_runs_at_the_end_of_the_head(db, chats, expected):
-    """Round robin; the operators' turn order is the order they last answered (never: first)."""
-    ops = _build(db, [1] * (max(c for c in chats if c is not None) + 1), chats, [], [])
+def test_runs_at_the_end_of_the_head(db, max_chats, chats, holds, queue_last, expected):
+    """Round robin; the operators' turn order is the order they were last given a chat (never: first)."""
+    ops = _build(db, max_chats, chats, holds, [])
     snapshot = read_snapshot(db)
     queue = sorted((c for c in snapshot.chats if c.state.value == "waiting_assignment"),
                    key=lambda c: (c.waiting_since, c.chat_id))
-    assert [c.last_operator_id for c in queue] == [None if w is None else ops[w] for w in chats]
+    assert [c.last_operator_id for c in queue] == [None if w is None else ops[w] for w in queue_last]
     with db.conn.transaction(force_rollback=True):
         got = db.assign_chat_to_operator(ops[-1], "round_robin")
     assert got == queue[expected].chat_id == make_policy("round_robin").pick(snapshot, ops[-1])

@@ -188,39 +188,58 @@ BEGIN
         -- ... each take the first chat of the head they may have; the head is long enough when
         -- the requester finds one in it, or when it is the whole queue (else: four times longer).
         WHILE v_k > 0 LOOP
+            -- the head: ids and last operators first (all the shortcut below needs) ...
             IF v_sla THEN
-                SELECT array_agg(q.id), array_agg(q.last_operator_id), array_agg(q.skill), array_agg(q.weight),
-                       array_agg(q.relaxed), array_agg(q.holder),
-                       bool_and((q.skill IS NULL OR q.relaxed) AND q.holder IS NULL) AND max(q.weight) <= v_minroom
-                INTO q_id, q_last, q_skill, q_weight, q_relaxed, q_holder, v_simple
-                FROM (SELECT c.id, c.last_operator_id, c.skill, c.weight, c.waiting_since <= v_relax AS relaxed,
-                             CASE WHEN v_sticky AND c.last_operator_id IS NULL AND c.created_at > v_held
-                                       AND EXISTS (SELECT 1 FROM operators s WHERE s.id = c.sticky_operator_id
-                                                     AND s.is_online AND c.weight <= s.max_chats - _chatlab_load(s.id))
-                                  THEN c.sticky_operator_id END AS holder
-                      FROM chats c WHERE c.chat_state = 'waiting_assignment'
+                SELECT array_agg(q.id), array_agg(q.last_operator_id), array_agg(q.weight),
+                       bool_and(q.skill IS NULL OR q.waiting_since <= v_relax) AND max(q.weight) <= v_minroom
+                INTO q_id, q_last, q_weight, v_simple
+                FROM (SELECT c.id, c.last_operator_id, c.skill, c.weight, c.waiting_since FROM chats c
+                      WHERE c.chat_state = 'waiting_assignment'
                       ORDER BY _chatlab_deadline(c.waiting_since, c.priority, p_sla_targets) NULLS LAST, c.id
                       LIMIT v_limit) q;
             ELSE
-                SELECT array_agg(q.id), array_agg(q.last_operator_id), array_agg(q.skill), array_agg(q.weight),
-                       array_agg(q.relaxed), array_agg(q.holder),
-                       bool_and((q.skill IS NULL OR q.relaxed) AND q.holder IS NULL) AND max(q.weight) <= v_minroom
-                INTO q_id, q_last, q_skill, q_weight, q_relaxed, q_holder, v_simple
-                FROM (SELECT c.id, c.last_operator_id, c.skill, c.weight, c.waiting_since <= v_relax AS relaxed,
-                             CASE WHEN v_sticky AND c.last_operator_id IS NULL AND c.created_at > v_held
-                                       AND EXISTS (SELECT 1 FROM operators s WHERE s.id = c.sticky_operator_id
-                                                     AND s.is_online AND c.weight <= s.max_chats - _chatlab_load(s.id))
-                                  THEN c.sticky_operator_id END AS holder
-                      FROM chats c WHERE c.chat_state = 'waiting_assignment'
+                SELECT array_agg(q.id), array_agg(q.last_operator_id), array_agg(q.weight),
+                       bool_and(q.skill IS NULL OR q.waiting_since <= v_relax) AND max(q.weight) <= v_minroom
+                INTO q_id, q_last, q_weight, v_simple
+                FROM (SELECT c.id, c.last_operator_id, c.skill, c.weight, c.waiting_since FROM chats c
+                      WHERE c.chat_state = 'waiting_assignment'
                       ORDER BY c.priority DESC, c.waiting_since, c.id
                       LIMIT v_limit) q;
             END IF;
             v_n := coalesce(array_length(q_id, 1), 0);
+            v_general := v_sticky OR NOT coalesce(v_simple AND v_n > v_k, false);
+            IF v_general THEN  -- ... and everything the rules need when they apply
+                IF v_sla THEN
+                    SELECT array_agg(q.id), array_agg(q.last_operator_id), array_agg(q.skill), array_agg(q.weight),
+                           array_agg(q.relaxed), array_agg(q.holder)
+                    INTO q_id, q_last, q_skill, q_weight, q_relaxed, q_holder
+                    FROM (SELECT c.id, c.last_operator_id, c.skill, c.weight, c.waiting_since <= v_relax AS relaxed,
+                                 CASE WHEN v_sticky AND c.last_operator_id IS NULL AND c.created_at > v_held
+                                           AND EXISTS (SELECT 1 FROM operators s WHERE s.id = c.sticky_operator_id
+                                                         AND s.is_online AND c.weight <= s.max_chats - _chatlab_load(s.id))
+                                      THEN c.sticky_operator_id END AS holder
+                          FROM chats c WHERE c.chat_state = 'waiting_assignment'
+                          ORDER BY _chatlab_deadline(c.waiting_since, c.priority, p_sla_targets) NULLS LAST, c.id
+                          LIMIT v_limit) q;
+                ELSE
+                    SELECT array_agg(q.id), array_agg(q.last_operator_id), array_agg(q.skill), array_agg(q.weight),
+                           array_agg(q.relaxed), array_agg(q.holder)
+                    INTO q_id, q_last, q_skill, q_weight, q_relaxed, q_holder
+                    FROM (SELECT c.id, c.last_operator_id, c.skill, c.weight, c.waiting_since <= v_relax AS relaxed,
+                                 CASE WHEN v_sticky AND c.last_operator_id IS NULL AND c.created_at > v_held
+                                           AND EXISTS (SELECT 1 FROM operators s WHERE s.id = c.sticky_operator_id
+                                                         AND s.is_online AND c.weight <= s.max_chats - _chatlab_load(s.id))
+                                      THEN c.sticky_operator_id END AS holder
+                          FROM chats c WHERE c.chat_state = 'waiting_assignment'
+                          ORDER BY c.priority DESC, c.waiting_since, c.id
+                          LIMIT v_limit) q;
+                END IF;
+                v_n := coalesce(array_length(q_id, 1), 0);
+            END IF;
             v_flags := array_fill(false, ARRAY[v_n + 1]);
             v_taken := '{}';
             v_ntaken := 0;
             v_tail := NULL;
-            v_general := NOT coalesce(v_simple AND v_n > v_k, false);
             IF NOT v_general THEN
                 -- Every chat of the head fits every operator ahead and needs no skill: an operator
                 -- refuses only a chat it answered last.  Then the k operators ahead take exactly
@@ -250,8 +269,13 @@ BEGIN
                     END IF;
                     v_flags[v_tail] := true;
                     v_first := v_k;
-                ELSE  -- the run reaches the end of the head: play it operator by operator
-                    v_general := true;
+                ELSIF v_n < v_limit THEN  -- the run ends the queue: its operator takes nothing
+                    IF v_k > 1 THEN
+                        v_flags[1:v_k - 1] := array_fill(true, ARRAY[v_k - 1]);
+                    END IF;
+                    v_first := v_k;
+                ELSE  -- the run reaches the end of the head: read more
+                    v_first := v_n + 1;
                 END IF;
             END IF;
             IF v_general THEN
@@ -276,9 +300,9 @@ BEGIN
             END IF;
             v_found := NULL;
             FOR i IN v_first .. v_n LOOP  -- the requester's chat: the first in the head nobody ahead took
-                IF NOT v_flags[i] AND (q_holder[i] IS NULL OR q_holder[i] = p_operator_id)
-                   AND q_last[i] IS DISTINCT FROM p_operator_id AND q_weight[i] <= v_room
-                   AND (q_skill[i] IS NULL OR q_relaxed[i] OR q_skill[i] = ANY (v_op.skills)) THEN
+                IF NOT v_flags[i] AND q_last[i] IS DISTINCT FROM p_operator_id AND q_weight[i] <= v_room
+                   AND (NOT v_general OR ((q_holder[i] IS NULL OR q_holder[i] = p_operator_id)
+                        AND (q_skill[i] IS NULL OR q_relaxed[i] OR q_skill[i] = ANY (v_op.skills)))) THEN
                     v_found := i;
                     EXIT;
                 END IF;
