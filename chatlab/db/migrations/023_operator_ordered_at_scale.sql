@@ -37,6 +37,10 @@
 -- and the other policies are 020's, unchanged; CREATE OR REPLACE keeps 020's grants, and
 -- SECURITY DEFINER is restated because a replace resets it.
 
+-- The waiting queue by last operator (the claim behind a head of the requester's own chats).
+CREATE INDEX chats_waiting_by_last_idx ON chats (last_operator_id, priority DESC, waiting_since, id)
+    WHERE chat_state = 'waiting_assignment';
+
 CREATE OR REPLACE FUNCTION assign_chat_to_operator(
     p_operator_id    bigint,
     p_policy         text               DEFAULT 'exclude_last',
@@ -113,7 +117,7 @@ BEGIN
     IF p_relax_after < 0 OR p_relax_after = 'NaN'::float8 OR p_relax_after > 1e9 THEN
         RAISE EXCEPTION 'relax_after must be from 0 to 1e9 seconds, got %', p_relax_after USING ERRCODE = 'CL006';
     END IF;
-    IF EXISTS (SELECT 1 FROM unnest(p_sla_targets) t WHERE t IS NULL OR t < 0 OR t = 'NaN'::float8 OR t > 1e9) THEN
+    IF p_sla_targets IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(p_sla_targets) t WHERE t IS NULL OR t < 0 OR t = 'NaN'::float8 OR t > 1e9) THEN
         RAISE EXCEPTION 'SLA targets must be from 0 to 1e9 seconds, got %', p_sla_targets USING ERRCODE = 'CL006';
     END IF;
     IF p_sticky_for < 0 OR p_sticky_for = 'NaN'::float8 OR p_sticky_for > 1e9 THEN
@@ -138,8 +142,8 @@ BEGIN
     v_fair := v_now - make_interval(secs => v_window);
     v_room := v_op.max_chats - (SELECT coalesce(sum(c.weight), 0) FROM chats c  -- _chatlab_load, inline
                                 WHERE c.chat_state = 'assigned' AND c.assigned_operator_id = p_operator_id);
-    IF NOT v_op.is_online OR v_room <= 0 OR (SELECT count(*) FROM chat_assignments a
-            WHERE a.operator_id = p_operator_id AND a.assigned_at > v_fair) >= p_fair_limit THEN
+    IF NOT v_op.is_online OR v_room <= 0 OR (p_fair_limit IS NOT NULL AND (SELECT count(*) FROM chat_assignments a
+            WHERE a.operator_id = p_operator_id AND a.assigned_at > v_fair) >= p_fair_limit) THEN
         RETURN NULL;  -- offline, full or over its limit: no work, and no error (asking is not a mistake)
     END IF;
     IF v_policy = 'exclude_last_fallback' AND v_fallback <= 1e10 THEN
@@ -157,7 +161,7 @@ BEGIN
         -- The greedy matching, played only as far as the requester and only over the head of
         -- the queue that matters (see the header): the operators ahead of it, in key order ...
         WITH ops AS (
-            SELECT o.id, o.skills, o.max_chats - coalesce(l.n, 0) AS room,
+            SELECT o.id, o.max_chats - coalesce(l.n, 0) AS room,
                    CASE WHEN v_policy IN ('least_loaded', 'least_loaded_by_creation') THEN coalesce(l.n, 0)
                         WHEN v_policy = 'least_loaded_lifetime'
                         THEN (SELECT count(*) FROM chat_assignments a WHERE a.operator_id = o.id)
@@ -178,11 +182,11 @@ BEGIN
               AND (p_fair_limit IS NULL OR (SELECT count(*) FROM chat_assignments a
                                             WHERE a.operator_id = o.id AND a.assigned_at > v_fair) < p_fair_limit)
         )
-        SELECT array_agg(a.id ORDER BY a.k1, a.k2, a.id), array_agg(a.room ORDER BY a.k1, a.k2, a.id),
-               array_agg(a.skills::text ORDER BY a.k1, a.k2, a.id), min(a.room)
-        INTO v_ids, v_rooms, v_skills, v_minroom
-        FROM ops a JOIN ops me ON me.id = p_operator_id
-        WHERE (a.k1, a.k2, a.id) < (me.k1, me.k2, me.id) AND NOT a.holds;
+        SELECT array_agg(a.id), array_agg(a.room), min(a.room)  -- in the sorted subquery's order
+        INTO v_ids, v_rooms, v_minroom
+        FROM (SELECT a.id, a.room FROM ops a JOIN ops me ON me.id = p_operator_id
+              WHERE (a.k1, a.k2, a.id) < (me.k1, me.k2, me.id) AND NOT a.holds
+              ORDER BY a.k1, a.k2, a.id) a;
         v_k := coalesce(array_length(v_ids, 1), 0);
         v_limit := v_k + 16;
         -- ... each take the first chat of the head they may have; the head is long enough when
@@ -279,6 +283,10 @@ BEGIN
                 END IF;
             END IF;
             IF v_general THEN
+                IF v_skills IS NULL THEN  -- the skills of the operators ahead, in their order
+                    SELECT array_agg(o.skills::text ORDER BY t.i) INTO v_skills
+                    FROM unnest(v_ids) WITH ORDINALITY AS t (id, i) JOIN operators o ON o.id = t.id;
+                END IF;
                 v_flags := array_fill(false, ARRAY[v_n + 1]);
                 v_first := 1;   -- the first chat of the head nobody took yet
                 FOR j IN 1 .. v_k LOOP
@@ -326,6 +334,39 @@ BEGIN
         END LOOP;
     END IF;
 
+    -- The fix's claim behind a head of the requester's own chats (it answered them last, so it may
+    -- take none): instead of walking that run row by row, the first chat of the queue answered
+    -- last by someone else or by nobody, one probe per such operator (chats_waiting_by_last_idx),
+    -- and the claim starts there.  Exact: every chat before it is the requester's.
+    IF v_policy IN ('exclude_last', 'exclude_last_unlocked') AND NOT v_sla AND NOT v_sticky
+       AND (SELECT c.last_operator_id FROM chats c WHERE c.chat_state = 'waiting_assignment'
+            ORDER BY c.priority DESC, c.waiting_since, c.id LIMIT 1) = p_operator_id THEN
+        WITH RECURSIVE lasts AS (
+            (SELECT c.last_operator_id AS l FROM chats c
+             WHERE c.chat_state = 'waiting_assignment' AND c.last_operator_id IS NOT NULL
+             ORDER BY c.last_operator_id LIMIT 1)
+            UNION ALL
+            SELECT (SELECT c.last_operator_id FROM chats c
+                    WHERE c.chat_state = 'waiting_assignment' AND c.last_operator_id > lasts.l
+                    ORDER BY c.last_operator_id LIMIT 1)
+            FROM lasts WHERE lasts.l IS NOT NULL
+        ), firsts AS (
+            SELECT f.* FROM lasts
+            CROSS JOIN LATERAL (SELECT c.id, c.priority, c.waiting_since FROM chats c
+                                WHERE c.chat_state = 'waiting_assignment' AND c.last_operator_id = lasts.l
+                                ORDER BY c.last_operator_id, c.priority DESC, c.waiting_since, c.id LIMIT 1) f
+            WHERE lasts.l <> p_operator_id
+            UNION ALL
+            (SELECT c.id, c.priority, c.waiting_since FROM chats c
+             WHERE c.chat_state = 'waiting_assignment' AND c.last_operator_id IS NULL
+             ORDER BY c.last_operator_id, c.priority DESC, c.waiting_since, c.id LIMIT 1)  -- the index's order
+        )
+        SELECT f.id INTO v_start FROM firsts f ORDER BY f.priority DESC, f.waiting_since, f.id LIMIT 1;
+        IF v_start IS NULL THEN
+            RETURN NULL;  -- the queue holds only the requester's own chats
+        END IF;
+    END IF;
+
     -- The claim: one row, in queue order, skipping rows other callers hold.
     IF v_sticky THEN
         SELECT c.id, c.chat_state INTO v_chat, v_from FROM chats c
@@ -350,7 +391,7 @@ BEGIN
                  CASE WHEN NOT v_sla AND v_policy NOT IN ('random', 'newest_first') THEN c.waiting_since END,
                  c.id
         LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
-    ELSIF v_start IS NOT NULL THEN  -- operator-ordered, no SLA order, no holds: from the matching's answer on
+    ELSIF v_start IS NOT NULL THEN  -- no SLA order, no holds, the requester's chat is known: from it on
         SELECT c.priority, c.waiting_since INTO v_spri, v_sws FROM chats c WHERE c.id = v_start;
         SELECT c.id, c.chat_state INTO v_chat, v_from FROM chats c
         WHERE c.chat_state = 'waiting_assignment' AND c.priority = v_spri AND (c.waiting_since, c.id) >= (v_sws, v_start)
