@@ -8,6 +8,8 @@ agreement test (tests/test_sql_agreement.py) builds small floors; here the queue
 that such runs are common — long runs of one operator's chats, at every rank, at the end of the
 head, past it — with more operators, varied loads and turn orders, and every operator's SQL pick
 is compared with both the Python policy and the full matching (sim.policies.OperatorOrderedPolicy).
+023's other shortcut — the fix's claim behind a head of the requester's own chats — is checked on
+such heads too.
 """
 
 from __future__ import annotations
@@ -115,3 +117,22 @@ def test_runs_at_the_end_of_the_head(db, max_chats, chats, holds, queue_last, ex
     with db.conn.transaction(force_rollback=True):
         got = db.assign_chat_to_operator(ops[-1], "round_robin")
     assert got == queue[expected].chat_id == make_policy("round_robin").pick(snapshot, ops[-1])
+
+
+@pytest.mark.parametrize("chats", [
+    [0, 0, 0, None, 1, None],   # the requester's run, then a fresh chat, then another operator's
+    [0, 0, 1, None, 0],         # the requester's run, then another operator's chat
+    [0, 0, 0],                  # nothing but the requester's own chats: nothing for it
+    [0, 0, 2, 1, None],         # another operator's chats, the later one of a lower id
+])
+def test_the_fix_behind_a_head_of_the_requesters_own_chats(db, chats):
+    """023 finds the first chat behind such a head without walking it (one probe per other last
+    operator and one for never-answered chats): the same chat as Python's, for every operator."""
+    ops = _build(db, [1, 1, 1], chats, [], [])
+    snapshot = read_snapshot(db)
+    for name in ("exclude_last", "exclude_last_unlocked"):
+        policy = make_policy(name)
+        for op in ops:
+            with db.conn.transaction(force_rollback=True):
+                got = db.assign_chat_to_operator(op, name)
+            assert got == policy.pick(snapshot, op), (name, op, snapshot)
