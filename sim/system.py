@@ -107,7 +107,9 @@ class ChatSystem(BackgroundJobs):
         self.history: list[AssignmentRecord] = []
         self._open_history: dict[int, AssignmentRecord] = {}
         self._queue: dict[int, Chat] = {}  # chats in waiting_assignment / waiting_real_user_reply
-        self._waiting = 0  # how many of them are in waiting_assignment
+        # the waiting_assignment ones, kept apart so a pick looks only at them, not at every chat
+        # waiting for its user too (most of the queue on a busy floor)
+        self._wa: dict[int, Chat] = {}
         self._policies: dict[tuple, Policy] = {}
         self.topics: dict[str, TopicRow] = {}
         self._last_chat_of: dict[int, int] = {}  # real user -> their latest chat
@@ -166,7 +168,10 @@ class ChatSystem(BackgroundJobs):
         source = chat.state
         target = next_state(source, event, chat_id=chat.id, legacy=legacy)
         chat.state = target
-        self._waiting += (target is _WA) - (source is _WA)
+        if target is _WA:
+            self._wa[chat.id] = chat
+        elif source is _WA:
+            del self._wa[chat.id]
         if target in _QUEUE_STATES:
             self._queue[chat.id] = chat
         else:
@@ -299,7 +304,7 @@ class ChatSystem(BackgroundJobs):
             self._next_chat += 1
             self.chats[chat.id] = chat
             self._queue[chat.id] = chat
-            self._waiting += 1
+            self._wa[chat.id] = chat
             self.log.record(t, Event.USER_MESSAGE, chat_id=chat.id, to_state=_WA, topic=topic, user_id=real_user_id)
             return chat.id
         chat = self._chat(chat_id)
@@ -345,7 +350,7 @@ class ChatSystem(BackgroundJobs):
         t = self.now if now is None else float(now)
         chats: Iterable[Chat]
         if waiting_only:
-            chats = (c for c in self._queue.values() if c.state is _WA)
+            chats = self._wa.values()
         elif queue_only:
             chats = self._queue.values()
         else:
@@ -382,7 +387,7 @@ class ChatSystem(BackgroundJobs):
         # wrong pick still ends in a loud IllegalTransition below.
         # Likewise a built-in chat-ordered policy only looks at the requester among the operators.
         fix_only = type(pol) in _FIX_ONLY_POLICIES
-        if fix_only and not self._waiting:
+        if fix_only and not self._wa:
             return None
         # known-agent reservations depend on other operators' state: then the policy sees them all
         requester_only = type(pol) in _REQUESTER_ONLY_POLICIES and pol.routing.sticky_for is None
@@ -454,7 +459,14 @@ class ChatSystem(BackgroundJobs):
 
     def queue_length(self) -> int:
         """Chats in ``waiting_assignment``."""
-        return self._waiting
+        return len(self._wa)
+
+    def queue_open(self, policy: Policy) -> bool:
+        """False when :meth:`assign` with ``policy`` must return None for every operator because
+        nothing is in the queue it could pick from (the model's pollers sleep then)."""
+        if not self._queue:
+            return False
+        return bool(self._wa) or type(policy) not in _FIX_ONLY_POLICIES
 
     def has_waiting(self) -> bool:
         """True when some chat is in a state some policy could assign from."""
