@@ -150,6 +150,8 @@ class ChatModel:
         if not self.push and self.poll > 0 and not (self._random_policy and scenario.policy.salt is None):
             self.pool = PollPool(self.poll)
         self._pool_timer: simpy.Event | None = None  # the pending wake-up of the pool's next tick
+        self._pool_timer_at = math.inf
+        self._keys_of = {a.id: tuple((a.index, tab) for tab in range(scenario.operators.tabs)) for a in self.agents}
         self._chains = itertools.count()
 
     # ----------------------------------------------------------------- helpers
@@ -176,6 +178,8 @@ class ChatModel:
         for ev in (agent.work_wake, *agent.poll_wakes.values()):
             if ev is not None and not ev.triggered:
                 ev.succeed()
+        if self.pool is not None:  # its key may have changed: who is next may have too
+            self._pool_next()
 
     def _assign(self, agent: _Agent) -> int | None:
         return self.system.assign(agent.id, self.policy, now=self.env.now, salt=self._salt())
@@ -190,21 +194,44 @@ class ChatModel:
 
     # ----------------------------------------------------------------- sleeping pollers
 
+    def _candidate_keys(self, candidates: list[int]) -> list[tuple[int, int]]:
+        """The pool keys (agent index, tab) of those candidates' sleeping pollers."""
+        asleep, keys_of = self.pool._tick, self._keys_of
+        return [key for op_id in candidates for key in keys_of[op_id] if key in asleep]
+
     def _pool_next(self) -> None:
-        """If the queue is open and someone sleeps, be woken at the first sleeper's next tick."""
-        pool = self.pool
-        if self._pool_timer is not None or not len(pool) or not self.system.queue_open(self.policy):
+        """If the queue is open and someone sleeps who might get a chat, be woken at the first such
+        sleeper's next tick (an earlier one than already planned replaces it)."""
+        pool, now = self.pool, self.env.now
+        if not len(pool) or not self.system.queue_open(self.policy):
             return
-        tick = pool.due(self.env.now)
-        if tick is not None:
-            self._pool_timer = at(self.env, tick, self._pool_tick)
+        candidates = self.system.ask_candidates(self.policy)
+        if candidates is None:
+            tick = pool.due(now)
+        else:
+            keys = self._candidate_keys(candidates)
+            tick = min([pool.tick_of(key, now) for key in keys]) if keys else None
+        if tick is None or (self._pool_timer is not None and self._pool_timer_at <= tick):
+            return
+        self._pool_timer_at = tick
+        self._pool_timer = at(self.env, tick, self._pool_tick)
 
     def _pool_tick(self, event: simpy.Event) -> None:
-        """A sleeper's tick: if the queue is still open, the sleepers of this tick ask (in the order
-        their timeouts would have run); then look for the next tick."""
-        self._pool_timer = None
+        """A sleeper's tick: if the queue is still open, the sleepers of this tick that might get a
+        chat ask (in the order their timeouts would have run); then look for the next tick."""
+        if event is not self._pool_timer:
+            return  # replaced by an earlier one
+        self._pool_timer, self._pool_timer_at = None, math.inf
         if self.system.queue_open(self.policy):
-            for index, tab in self.pool.pop_due(self.env.now):
+            now, pool = self.env.now, self.pool
+            candidates = self.system.ask_candidates(self.policy)
+            if candidates is None:
+                due = pool.pop_due(now)
+            else:  # the others' asks would surely get nothing: they sleep through this tick
+                due = sorted((key for key in self._candidate_keys(candidates) if pool.tick_of(key, now) == now),
+                             key=pool.order_of)
+                pool.take(due)
+            for index, tab in due:
                 agent = self.agents[index]
                 ev = agent.sleeping[tab]
                 if not ev.triggered:
@@ -319,6 +346,8 @@ class ChatModel:
             if agent.on_shift and not agent.idle and op.online and \
                     (op.last_activity_at is None or env.now - op.last_activity_at >= idle_after / 2):
                 system.touch_operator(agent.id, now=env.now)
+                if self.pool is not None:  # longest_idle's order changed
+                    self._pool_next()
 
     def _next_work(self, agent: _Agent) -> _UserChat | None:
         best: _UserChat | None = None
@@ -417,6 +446,7 @@ class ChatModel:
             if self.system.release_idle_operator_chats(idle_after, now=self.env.now):
                 self.queue_changed()
             if self.pool is not None:  # a present operator it logged out asks (and logs in) at its next tick
+                self._pool_next()
                 for agent in self.agents:
                     if agent.on_shift and not agent.idle and not self.system.is_online(agent.id):
                         self._pool_login(agent)

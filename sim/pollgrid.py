@@ -65,69 +65,83 @@ def chain_rank(now: float, cause: Any, step: float, n: int) -> tuple:
 class PollPool:
     """The sleeping pollers, by next tick.
 
-    ``add(key, tick)`` puts a poller to sleep whose next ask would be at ``tick``;
+    ``add(key, tick, rank)`` puts a poller to sleep whose next ask would be at ``tick``;
     ``discard(key)`` takes it out (it was woken by a change of its own);
     ``due(now)`` is the earliest next tick ``>= now`` among the sleepers (advancing stale ones
-    along their grids) and ``pop_due(t)`` removes and returns, in falling-asleep order, every
-    sleeper whose next tick is ``t``.
+    along their grids) and ``pop_due(t)`` removes and returns, in rank order, every sleeper whose
+    next tick is ``t``; ``tick_of`` / ``take`` do the same for chosen sleepers (the candidates of
+    an operator-ordered policy).
     """
 
     def __init__(self, step: float) -> None:
         self.step = float(step)
-        self._heap: list[tuple[float, int, Any]] = []
-        self._seq: dict[Any, int] = {}  # key -> its live entry's sequence number
-        self._order: dict[Any, int] = {}  # key -> its falling-asleep rank (kept along its grid)
+        self._heap: list[tuple[float, tuple, Any]] = []  # (tick, order, key); ticks may lag _tick
+        self._order: dict[Any, tuple] = {}  # key -> (rank, falling-asleep counter) of its live entry
+        self._tick: dict[Any, float] = {}  # key -> its next tick (authoritative)
         self._counter = count()
 
     def __len__(self) -> int:
-        return len(self._seq)
+        return len(self._order)
 
     def __contains__(self, key: Any) -> bool:
-        return key in self._seq
+        return key in self._order
 
     def add(self, key: Any, tick: float, rank: tuple) -> None:
         order = (rank, next(self._counter))
-        self._seq[key] = order
+        self._order[key] = order
+        self._tick[key] = tick
         heapq.heappush(self._heap, (tick, order, key))
 
     def discard(self, key: Any) -> None:
-        self._seq.pop(key, None)
+        if self._order.pop(key, None) is not None:
+            del self._tick[key]
 
-    def _clean(self) -> None:
-        heap, seq = self._heap, self._seq
-        while heap and seq.get(heap[0][2]) != heap[0][1]:
-            heapq.heappop(heap)
+    def order_of(self, key: Any) -> tuple:
+        return self._order[key]
+
+    def _top(self, now: float) -> tuple[float, tuple, Any] | None:
+        """The heap's first live entry with its tick brought up to date and ``>= now``."""
+        heap, orders, ticks, step = self._heap, self._order, self._tick, self.step
+        while heap:
+            tick, order, key = heap[0]
+            if orders.get(key) != order:
+                heapq.heappop(heap)
+                continue
+            real = ticks[key]
+            if real < now:
+                real = ticks[key] = next_tick(real, step, now)
+            if real != tick:
+                heapq.heapreplace(heap, (real, order, key))
+                continue
+            return heap[0]
+        return None
 
     def due(self, now: float) -> float | None:
         """The earliest next tick at or after ``now``, or None when nobody sleeps."""
-        heap, step = self._heap, self.step
-        self._clean()
-        while heap and heap[0][0] < now:
-            tick, order, key = heapq.heappop(heap)
-            heapq.heappush(heap, (next_tick(tick, step, now), order, key))
-            self._clean()
-        return heap[0][0] if heap else None
+        top = self._top(now)
+        return None if top is None else top[0]
 
     def tick_of(self, key: Any, now: float) -> float | None:
         """``key``'s next tick at or after ``now`` (None if it is not asleep)."""
-        order = self._seq.get(key)
-        if order is None:
-            return None
-        for tick, o, k in self._heap:
-            if k == key and o == order:
-                return next_tick(tick, self.step, now)
-        return None
+        ticks = self._tick
+        tick = ticks.get(key)
+        if tick is not None and tick < now:
+            tick = ticks[key] = next_tick(tick, self.step, now)
+        return tick
 
     def pop_due(self, t: float) -> list[Any]:
-        """Remove and return the sleepers whose next tick is exactly ``t`` (falling-asleep order)."""
-        heap, out = self._heap, []
-        self._clean()
-        while heap and heap[0][0] == t:
-            _, order, key = heapq.heappop(heap)
-            del self._seq[key]
-            out.append(key)
-            self._clean()
+        """Remove and return the sleepers whose next tick is exactly ``t`` (rank order)."""
+        out = []
+        while (top := self._top(t)) is not None and top[0] == t:
+            heapq.heappop(self._heap)
+            self.discard(top[2])
+            out.append(top[2])
         return out
+
+    def take(self, keys: list[Any]) -> None:
+        """Remove these sleepers (their tick came and they ask)."""
+        for key in keys:
+            self.discard(key)
 
 
 def at(env: Any, when: float, callback: Callable[[Any], None]) -> Any:

@@ -59,7 +59,8 @@ from sim.calls import Call, recorded
 from sim.errors import ChatCompleted, InvalidArgument, NotYourChat, UnknownChat, UnknownOperator, UnknownTopic
 from sim.eventlog import EventLogBuilder, OperatorEvent
 from sim.jobs import BackgroundJobs
-from sim.policies import KNOWN_NAMES, ChatOrderedPolicy, Policy, Snapshot, make_policy
+from sim.oprank import OperatorRank, replay
+from sim.policies import KNOWN_NAMES, ChatOrderedPolicy, LeastLoaded, LongestIdle, Policy, RoundRobin, Snapshot, make_policy
 from sim.records import (
     MAX_BODY,
     MAX_NAME,
@@ -81,6 +82,8 @@ _QUEUE_STATES = frozenset({_WA, _WR})
 _FIX_ONLY_POLICIES = frozenset(
     type(make_policy(name)) for name in KNOWN_NAMES if not make_policy(name).legacy
 )
+#: Built-in operator-ordered policies (exact types: a variant may rank or match differently).
+_RANKED_POLICIES = frozenset({RoundRobin, LeastLoaded, LongestIdle})
 #: Built-in policies that look only at the requesting operator (chat-ordered ones).
 _REQUESTER_ONLY_POLICIES = frozenset(
     type(make_policy(name)) for name in KNOWN_NAMES if isinstance(make_policy(name), ChatOrderedPolicy)
@@ -110,10 +113,13 @@ class ChatSystem(BackgroundJobs):
         # the waiting_assignment ones, kept apart so a pick looks only at them, not at every chat
         # waiting for its user too (most of the queue on a busy floor)
         self._wa: dict[int, Chat] = {}
+        self._wa_special = 0  # how many of them need a skill or weigh more than 1 (sim/oprank.py)
         self._policies: dict[tuple, Policy] = {}
         self.topics: dict[str, TopicRow] = {}
         self._last_chat_of: dict[int, int] = {}  # real user -> their latest chat
         self._next_chat = 1
+        self._dirty_ops: set[int] = set()  # operators whose row changed since the rank index looked
+        self._rank: OperatorRank | None = None
         #: Successful operations in order (a list when ``record_calls``), see :class:`Call`.
         self.calls: list[Call] | None = [] if record_calls else None
         self._depth = 0
@@ -169,9 +175,12 @@ class ChatSystem(BackgroundJobs):
         target = next_state(source, event, chat_id=chat.id, legacy=legacy)
         chat.state = target
         if target is _WA:
-            self._wa[chat.id] = chat
+            if source is not _WA:
+                self._wa[chat.id] = chat
+                self._wa_special += chat.skill is not None or chat.weight != 1
         elif source is _WA:
             del self._wa[chat.id]
+            self._wa_special -= chat.skill is not None or chat.weight != 1
         if target in _QUEUE_STATES:
             self._queue[chat.id] = chat
         else:
@@ -213,7 +222,9 @@ class ChatSystem(BackgroundJobs):
             raise InvalidArgument(f"max_chats must be an integer >= 1, got {max_chats!r}")
         t = self._tick(now)
         op_id = len(self.operators) + 1
-        self.operators[op_id] = Operator(op_id, max_chats, last_activity_at=t, skills=frozenset(skills))
+        self.operators[op_id] = op = Operator(op_id, max_chats, last_activity_at=t, skills=frozenset(skills))
+        object.__setattr__(op, "_dirty", self._dirty_ops)
+        self._dirty_ops.add(op_id)
         if online:
             self.set_operator_online(op_id, True, now=t)
         return op_id
@@ -305,6 +316,7 @@ class ChatSystem(BackgroundJobs):
             self.chats[chat.id] = chat
             self._queue[chat.id] = chat
             self._wa[chat.id] = chat
+            self._wa_special += chat.skill is not None or chat.weight != 1
             self.log.record(t, Event.USER_MESSAGE, chat_id=chat.id, to_state=_WA, topic=topic, user_id=real_user_id)
             return chat.id
         chat = self._chat(chat_id)
@@ -363,6 +375,30 @@ class ChatSystem(BackgroundJobs):
             salt=int(salt),
         )
 
+    def _rank_index(self, pol: Policy) -> OperatorRank | None:
+        """For an operator-ordered built-in without routing rules and with plain waiting chats (no
+        skill, weight 1): the up-to-date rank index (sim/oprank.py); None when the rules apply and
+        the policy must replay the matching itself."""
+        if self._wa_special or type(pol) not in _RANKED_POLICIES or \
+                (pol.routing is not NO_ROUTING and pol.routing != NO_ROUTING):
+            return None
+        rank = self._rank
+        if rank is None or rank.policy_type is not type(pol):
+            rank = self._rank = OperatorRank(pol, self.operators)
+            self._dirty_ops.clear()
+        elif self._dirty_ops:
+            for op_id in self._dirty_ops:
+                rank.update(self.operators[op_id])
+            self._dirty_ops.clear()
+        return rank
+
+    def ask_candidates(self, policy: Policy) -> list[int] | None:
+        """The operators an ask could give a chat to now, when that is cheap to tell: for an
+        operator-ordered built-in without routing rules, the first ``2 x waiting`` operators with
+        room in key order (any other asks surely get None); None means anyone might."""
+        rank = self._rank_index(policy)
+        return None if rank is None else rank.first(2 * len(self._wa))
+
     @recorded
     def assign(self, operator_id: int, policy: Policy | str, *, now: float | None = None,
                salt: int = 0, fallback_after: float | None = None, relax_after: float | None = None,
@@ -389,11 +425,22 @@ class ChatSystem(BackgroundJobs):
         fix_only = type(pol) in _FIX_ONLY_POLICIES
         if fix_only and not self._wa:
             return None
-        # known-agent reservations depend on other operators' state: then the policy sees them all
-        requester_only = type(pol) in _REQUESTER_ONLY_POLICIES and pol.routing.sticky_for is None
-        snap = self.snapshot(t, salt, queue_only=True, waiting_only=fix_only, requester=op if requester_only else None,
-                             routing=pol.routing)
-        chat_id = pol.pick(snap, operator_id)
+        # Operator-ordered built-ins without routing rules: the matching is played from the rank
+        # index over the operators ahead only (sim/oprank.py), not over a snapshot of the floor.
+        chat_id: int | None
+        rank = self._rank_index(pol)
+        if rank is not None:
+            ahead, waiting = rank.ahead(op), self._wa
+            if ahead >= 2 * len(waiting):
+                return None
+            queue = sorted(waiting.values(), key=lambda c: (-c.priority, c.waiting_since, c.id))
+            chat_id = replay(rank.first(ahead), op.id, queue)
+        else:
+            # known-agent reservations depend on other operators' state: then the policy sees them all
+            requester_only = type(pol) in _REQUESTER_ONLY_POLICIES and pol.routing.sticky_for is None
+            snap = self.snapshot(t, salt, queue_only=True, waiting_only=fix_only,
+                                 requester=op if requester_only else None, routing=pol.routing)
+            chat_id = pol.pick(snap, operator_id)
         if chat_id is None:
             return None
         chat = self.chats[chat_id]
