@@ -16,6 +16,12 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from typing import Any
 
+from sim.policies import LeastLoaded, LongestIdle, Policy, RoundRobin
+from sim.routing import NO_ROUTING
+
+#: Built-in operator-ordered policies (exact types: a variant may rank or match differently).
+_RANKED_POLICIES = frozenset({RoundRobin, LeastLoaded, LongestIdle})
+
 
 class OperatorRank:
     """The keys (``policy.key(view)``) of the operators with free capacity, sorted."""
@@ -66,3 +72,38 @@ def replay(ahead: list[int], requester: int, waiting: list[Any]) -> int | None:
         if len(taken) == len(waiting):
             return None
     return None
+
+
+class RankedAsks:
+    """The rank index's side of :class:`sim.system.ChatSystem` (a mixin: it reads the system's
+    operators, waiting chats and the set of operators changed since the index last looked)."""
+
+    operators: dict[int, Any]
+    _wa: dict[int, Any]
+    _wa_special: int
+    _dirty_ops: set[int]
+    _rank: OperatorRank | None
+
+    def _rank_index(self, pol: Policy) -> OperatorRank | None:
+        """For an operator-ordered built-in without routing rules and with plain waiting chats (no
+        skill, weight 1): the up-to-date rank index (sim/oprank.py); None when the rules apply and
+        the policy must replay the matching itself."""
+        if self._wa_special or type(pol) not in _RANKED_POLICIES or \
+                (pol.routing is not NO_ROUTING and pol.routing != NO_ROUTING):
+            return None
+        rank = self._rank
+        if rank is None or rank.policy_type is not type(pol):
+            rank = self._rank = OperatorRank(pol, self.operators)
+            self._dirty_ops.clear()
+        elif self._dirty_ops:
+            for op_id in self._dirty_ops:
+                rank.update(self.operators[op_id])
+            self._dirty_ops.clear()
+        return rank
+
+    def ask_candidates(self, policy: Policy) -> list[int] | None:
+        """The operators an ask could give a chat to now, when that is cheap to tell: for an
+        operator-ordered built-in without routing rules, the first ``2 x waiting`` operators with
+        room in key order (any other asks surely get None); None means anyone might."""
+        rank = self._rank_index(policy)
+        return None if rank is None else rank.first(2 * len(self._wa))

@@ -59,8 +59,8 @@ from sim.calls import Call, recorded
 from sim.errors import ChatCompleted, InvalidArgument, NotYourChat, UnknownChat, UnknownOperator, UnknownTopic
 from sim.eventlog import EventLogBuilder, OperatorEvent
 from sim.jobs import BackgroundJobs
-from sim.oprank import OperatorRank, replay
-from sim.policies import KNOWN_NAMES, ChatOrderedPolicy, LeastLoaded, LongestIdle, Policy, RoundRobin, Snapshot, make_policy
+from sim.oprank import RankedAsks, replay
+from sim.policies import KNOWN_NAMES, ChatOrderedPolicy, Policy, Snapshot, make_policy
 from sim.records import (
     MAX_BODY,
     MAX_NAME,
@@ -82,8 +82,6 @@ _QUEUE_STATES = frozenset({_WA, _WR})
 _FIX_ONLY_POLICIES = frozenset(
     type(make_policy(name)) for name in KNOWN_NAMES if not make_policy(name).legacy
 )
-#: Built-in operator-ordered policies (exact types: a variant may rank or match differently).
-_RANKED_POLICIES = frozenset({RoundRobin, LeastLoaded, LongestIdle})
 #: Built-in policies that look only at the requesting operator (chat-ordered ones).
 _REQUESTER_ONLY_POLICIES = frozenset(
     type(make_policy(name)) for name in KNOWN_NAMES if isinstance(make_policy(name), ChatOrderedPolicy)
@@ -93,7 +91,7 @@ _REQUESTER_ONLY_POLICIES = frozenset(
 # --------------------------------------------------------------------------- the system
 
 
-class ChatSystem(BackgroundJobs):
+class ChatSystem(BackgroundJobs, RankedAsks):
     """Operators, chats and the operations on them, exactly as the SQL functions define them.
 
     ``log`` is the :class:`EventLogBuilder` every change is recorded into (a new one by
@@ -119,7 +117,7 @@ class ChatSystem(BackgroundJobs):
         self._last_chat_of: dict[int, int] = {}  # real user -> their latest chat
         self._next_chat = 1
         self._dirty_ops: set[int] = set()  # operators whose row changed since the rank index looked
-        self._rank: OperatorRank | None = None
+        self._rank = None  # the OperatorRank of the policy asked last (sim/oprank.py)
         #: Successful operations in order (a list when ``record_calls``), see :class:`Call`.
         self.calls: list[Call] | None = [] if record_calls else None
         self._depth = 0
@@ -374,30 +372,6 @@ class ChatSystem(BackgroundJobs):
                             for op in ((requester,) if requester is not None else self.operators.values())),
             salt=int(salt),
         )
-
-    def _rank_index(self, pol: Policy) -> OperatorRank | None:
-        """For an operator-ordered built-in without routing rules and with plain waiting chats (no
-        skill, weight 1): the up-to-date rank index (sim/oprank.py); None when the rules apply and
-        the policy must replay the matching itself."""
-        if self._wa_special or type(pol) not in _RANKED_POLICIES or \
-                (pol.routing is not NO_ROUTING and pol.routing != NO_ROUTING):
-            return None
-        rank = self._rank
-        if rank is None or rank.policy_type is not type(pol):
-            rank = self._rank = OperatorRank(pol, self.operators)
-            self._dirty_ops.clear()
-        elif self._dirty_ops:
-            for op_id in self._dirty_ops:
-                rank.update(self.operators[op_id])
-            self._dirty_ops.clear()
-        return rank
-
-    def ask_candidates(self, policy: Policy) -> list[int] | None:
-        """The operators an ask could give a chat to now, when that is cheap to tell: for an
-        operator-ordered built-in without routing rules, the first ``2 x waiting`` operators with
-        room in key order (any other asks surely get None); None means anyone might."""
-        rank = self._rank_index(policy)
-        return None if rank is None else rank.first(2 * len(self._wa))
 
     @recorded
     def assign(self, operator_id: int, policy: Policy | str, *, now: float | None = None,
