@@ -17,6 +17,7 @@ With ``--web``, ``init`` also adds the lab's live tabs to Locust's web UI (``loa
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -24,7 +25,7 @@ import numpy as np
 from locust import events
 
 from chatlab.db.client import ChatDB
-from loadtest import usererrors, webui
+from loadtest import usererrors, webui, workerwatch
 from loadtest.runtime import START_WAIT_S, Runtime, install, installed
 from loadtest.settings import CONFIG_ENV, BadLoadTestConfig, LoadTestSettings
 from loadtest.users.housekeeper import Housekeeper
@@ -63,8 +64,6 @@ def _install(settings: LoadTestSettings, environment: Any) -> Runtime:
 
 @events.init.add_listener
 def _on_init(environment: Any, **_: Any) -> None:
-    import os
-
     if not os.environ.get(CONFIG_ENV) and _role(environment) == "WorkerRunner":
         return  # the master's settings come with the spawn message
     settings = LoadTestSettings.from_env()
@@ -126,6 +125,8 @@ def _start_clock(run: Runtime, environment: Any) -> None:
                          run.settings.workers, run.worker_index)
             run.count("arrivals_scheduled", len(mine))
             run.feeder = gevent.spawn(_feed_arrivals, run, mine, environment)
+        else:
+            workerwatch.watch(environment, run)  # a worker lost mid-run is recorded, not ignored
         run.go.set()
         _write_run_info(run, environment)
     except Exception as exc:  # noqa: BLE001 - reported, then the run fails (loadtest/usererrors.py)
@@ -203,6 +204,8 @@ def _on_quitting(environment: Any, **_: Any) -> None:
             run.dispatcher.join(timeout=3)  # it sees stopping within half a second and adds its counters
         if run.wakes is not None:
             run.wakes.stop()
+        if _role(environment) == "MasterRunner":
+            workerwatch.sweep(environment, run)  # the last loss may have stopped the test before a look
         _write_run_info(run, environment, errors)
 
 
@@ -217,6 +220,7 @@ def _write_run_info(run: Runtime, environment: Any, extra: dict[str, Any] | None
     info = {
         "started_at_db": run.started_at_db,
         "role": _role(environment),
+        "pid": os.getpid(),  # which process is which worker (e.g. to find one that died)
         "time_scale": run.settings.time_scale,
         "scenario_duration": run.settings.duration,
         "wait_function": WAIT_FUNCTION["name"],
@@ -225,6 +229,7 @@ def _write_run_info(run: Runtime, environment: Any, extra: dict[str, Any] | None
         "arrival_lateness_p50_s": float(np.percentile(late, 50)) if late.size else None,
         "arrival_lateness_max_s": float(late.max()) if late.size else None,
         "written_at": time.time(),
+        **({"workers_lost": run.workers_lost} if _role(environment) == "MasterRunner" else {}),
         **(extra or {}),
     }
     try:

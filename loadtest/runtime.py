@@ -53,6 +53,8 @@ class Runtime:
     wakes: Any = None  # loadtest.wakes.Wakes of this process (the lab's own SQL only); None: clients poll
     dispatcher: Any = None  # push mode: chatlab.db.dispatcher.Dispatcher, on the master (or the only process)
     origin: Any = None  # the database's clock (datetime) at scenario t = 0
+    #: distributed master only: the workers that went missing mid-run (``loadtest/workerwatch.py``)
+    workers_lost: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def build(cls, settings: LoadTestSettings, worker_index: int = 0) -> Runtime:

@@ -73,6 +73,11 @@ class LoadTestOutcome:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def workers_lost(self) -> list[dict[str, Any]]:
+        """Locust workers the master lost mid-run (``loadtest/workerwatch.py``); empty when none."""
+        return workers_lost(self.run_info)
+
+    @property
     def duration(self) -> float:
         """Scenario seconds covered."""
         return self.settings.duration
@@ -93,6 +98,7 @@ class LoadTestOutcome:
             "notes": self.notes,
             "users": {"operators": len(self.settings.operators), "real_user_pool_max": self.settings.user_pool},
             "run_info": self.run_info,
+            "workers_lost": self.workers_lost,
         }
 
 
@@ -187,6 +193,9 @@ def run_load_test(settings: LoadTestSettings, *, on_tick: Callable[[float], None
                                duration=settings.duration)
     else:
         log = target_log(tables, target, settings, started_at_db=info["started_at_db"])
+    lost = workers_lost(info)
+    if lost:
+        notes.append(lost_workers_note(lost, all_lost=len(lost) >= settings.workers))
     late = info.get("arrival_lateness_max_s")
     if late is not None and late > LATE_NOTE_S:
         notes.append(f"some chats were opened up to {late:.0f} scenario s after their arrival time: all "
@@ -202,6 +211,25 @@ def run_load_test(settings: LoadTestSettings, *, on_tick: Callable[[float], None
                               wall_s=time.monotonic() - started, integrity=checks, notes=notes)
     (out_dir / RESULTS_FILE).write_text(json.dumps(outcome.results(), indent=2, default=str) + "\n")
     return outcome
+
+
+def workers_lost(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """The workers the master's run info says were lost and never came back (``loadtest/workerwatch.py``)."""
+    return [w for w in info.get("workers_lost") or [] if "healed_at" not in w]
+
+
+def lost_workers_note(lost: list[dict[str, Any]], *, all_lost: bool) -> str:
+    """What the report must say when the master lost workers: what was taken over, what was not."""
+    which = ", ".join(f"worker {w.get('worker_index')} at scenario t = {float(w.get('scenario_time') or 0):.0f} s"
+                      for w in lost)
+    if all_lost:
+        return (f"the run lost every Locust worker ({which}) and Locust ended it at the last loss: "
+                "its numbers are not the scenario's")
+    return (f"the run lost {len(lost)} Locust worker{'s' if len(lost) != 1 else ''} ({which}): the workers left "
+            "took over the lost one's operators and, if it ran there, the housekeeper (Locust rebalancing; "
+            "advisory-lock claims), and idle detection releases what those operators held; but the lost "
+            "worker's share of the arrivals after the loss was not played and its users' open chats were left "
+            "unfinished: the numbers are not the scenario's")
 
 
 def user_error_message(info: dict[str, Any], result: LocustResult) -> str:
@@ -287,7 +315,9 @@ def _run_locust(settings: LoadTestSettings, config_path: Path, on_tick: Callable
     if settings.expect_workers:
         extra += ["--master", "--expect-workers", str(settings.expect_workers), "--master-bind-host",
                   settings.master_bind_host, "--master-bind-port", str(settings.master_port),
-                  "--expect-workers-max-wait", "60"]
+                  "--expect-workers-max-wait", "60",
+                  # a worker lost mid-run: its users go to the others at once (loadtest/workerwatch.py)
+                  "--enable-rebalancing"]
     try:
         for index in range(settings.local_workers):
             workers.append(start_worker(out_dir / f"locust_worker{index + 1}.log",

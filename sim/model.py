@@ -37,6 +37,7 @@ numbers make comparisons sharper):
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
@@ -49,6 +50,8 @@ import simpy
 from sim.dispatch import dispatch
 from sim.eventlog import EventLogBuilder
 from sim.policies import Policy, RandomChoice, make_policy
+from sim.pollgrid import PollPool, chain_rank
+from sim.sleepers import SleepingPollers
 from sim.population import SALT_STREAM, Arrival, Population, Streams
 from sim.routing import ROUTING_RULES
 from sim.scenario import Group, Scenario, load_scenario
@@ -100,9 +103,16 @@ class _Agent:
     idle: bool = False
     work_wake: simpy.Event | None = None  # the worker waits on it when there is nothing to answer
     poll_wakes: dict[int, simpy.Event] = field(default_factory=dict)  # each tab's poller waits on its own
+    #: per tab: the rank a chain of polls started by the last wake-up would have (sim/pollgrid.py),
+    #: and whether the last resume was its own poll tick (the chain goes on)
+    chain: dict[int, tuple] = field(default_factory=dict)
+    ticked: dict[int, bool] = field(default_factory=dict)
+    #: per tab: what a sleeping poller waits on (its wake-up, as a condition: see ChatModel.poller)
+    sleeping: dict[int, simpy.Event] = field(default_factory=dict)
+    pollers: dict[int, simpy.Process] = field(default_factory=dict)
 
 
-class ChatModel:
+class ChatModel(SleepingPollers):
     """One simulation run.  Use :func:`run_simulation` unless you need the pieces.
 
     ``ChatModel(scenario, policy, seed, record_calls=True).run()`` also leaves every
@@ -135,6 +145,15 @@ class ChatModel:
         self.poll = scenario.policy.poll_interval
         self._users = 0
         self._random_policy = isinstance(policy, RandomChoice)
+        # Pollers that found the queue empty sleep in the pool until it opens (sim/pollgrid.py).
+        # Not with random's drawn salts: every ask draws one, so skipping asks would shift them.
+        self.pool: PollPool | None = None
+        if not self.push and self.poll > 0 and not (self._random_policy and scenario.policy.salt is None):
+            self.pool = PollPool(self.poll)
+        self._pool_timer: simpy.Event | None = None  # the pending wake-up of the pool's next tick
+        self._pool_timer_at = math.inf
+        self._keys_of = {a.id: tuple((a.index, tab) for tab in range(scenario.operators.tabs)) for a in self.agents}
+        self._chains = itertools.count()
 
     # ----------------------------------------------------------------- helpers
 
@@ -150,17 +169,29 @@ class ChatModel:
         """Something changed for this operator (new work, freed capacity, shift): both loops re-check."""
         if agent is None:
             return
+        if self.pool is not None:
+            proc = self.env.active_process
+            cause = proc._target if proc is not None else None
+            for tab, ev in agent.poll_wakes.items():
+                self.pool.discard((agent.index, tab))
+                if not ev.triggered and proc is not agent.pollers[tab]:  # its own wake-up goes on its chain
+                    agent.chain[tab] = chain_rank(self.env.now, cause, self.poll, next(self._chains))
         for ev in (agent.work_wake, *agent.poll_wakes.values()):
             if ev is not None and not ev.triggered:
                 ev.succeed()
+        if self.pool is not None:  # its key may have changed: who is next may have too
+            self._pool_next()
 
     def _assign(self, agent: _Agent) -> int | None:
         return self.system.assign(agent.id, self.policy, now=self.env.now, salt=self._salt())
 
     def queue_changed(self) -> None:
-        """A chat entered the queue or capacity freed up: in push mode, dispatch now."""
+        """A chat entered the queue or capacity freed up: in push mode, dispatch now; in pull
+        mode, sleeping pollers wake at their next tick (:meth:`_pool_next`)."""
         if self.push:
             self.dispatch()
+        elif self.pool is not None:
+            self._pool_next()
 
     def dispatch(self) -> None:
         """Push mode: offer the queue to free operators in turn until nobody takes anything
@@ -249,6 +280,8 @@ class ChatModel:
             if agent.on_shift and not agent.idle and op.online and \
                     (op.last_activity_at is None or env.now - op.last_activity_at >= idle_after / 2):
                 system.touch_operator(agent.id, now=env.now)
+                if self.pool is not None:  # longest_idle's order changed
+                    self._pool_next()
 
     def _next_work(self, agent: _Agent) -> _UserChat | None:
         best: _UserChat | None = None
@@ -286,18 +319,41 @@ class ChatModel:
         """Pull mode: while the operator is responsive and has a free slot, its client asks for a chat
         at once and then every ``poll_interval`` (in the background, also while it types)."""
         env, system = self.env, self.system
+        pool, key = self.pool, (agent.index, tab)
+        ticked = False  # this round was started by the poller's own tick (its chain of ticks goes on)
+        rank: tuple = ()
         while True:
             wake = agent.poll_wakes[tab] = env.event()
             if not agent.on_shift or agent.idle:
                 yield wake
+                ticked = False
                 continue
             if not system.is_online(agent.id):  # logged out while away: log back in
                 system.set_operator_online(agent.id, True, now=env.now)
             if not system.has_capacity(agent.id):
                 yield wake
+                ticked = False
                 continue
             if self._assign(agent) is not None:
                 self._wake(agent)  # the worker has something to read
+                continue
+            if pool is not None:
+                # Sleep until the tick it would ask at next; the pool skips the ticks at which the
+                # queue is empty (an ask would return None and change nothing).
+                if not ticked:
+                    rank = agent.chain.get(tab, ())
+                    if not rank or rank[1] not in (env.now, -env.now):
+                        rank = chain_rank(env.now, None, self.poll, next(self._chains))
+                pool.add(key, env.now + self.poll, rank)
+                agent.ticked[tab] = False
+                # A condition, as ``wake | timeout`` was: a wake-up reaches the poller one step
+                # later than a plain event would, and the pool's tick triggers the condition itself,
+                # as the timeout did — so same-instant events keep SimPy's order.
+                sleep = agent.sleeping[tab] = env.any_of([wake])
+                self._pool_next()
+                yield sleep
+                ticked = agent.ticked[tab]
+                pool.discard(key)
                 continue
             yield wake | env.timeout(self.poll)
 
@@ -323,6 +379,11 @@ class ChatModel:
             yield self.env.timeout(every)
             if self.system.release_idle_operator_chats(idle_after, now=self.env.now):
                 self.queue_changed()
+            if self.pool is not None:  # a present operator it logged out asks (and logs in) at its next tick
+                self._pool_next()
+                for agent in self.agents:
+                    if agent.on_shift and not agent.idle and not self.system.is_online(agent.id):
+                        self._pool_login(agent)
 
     def stuck_release(self, every: float, stuck_after: float) -> Generator[simpy.Event, Any, None]:
         env, system = self.env, self.system
@@ -362,7 +423,7 @@ class ChatModel:
             env.process(self.worker(agent))
             if not self.push:
                 for tab in range(self.scenario.operators.tabs):  # one poller per tab: they ask in turn
-                    env.process(self.poller(agent, tab))
+                    agent.pollers[tab] = env.process(self.poller(agent, tab))
             if jobs.idle_detection_interval > 0:
                 env.process(self.heartbeat(agent, jobs.idle_after))
         env.process(self.arrivals())

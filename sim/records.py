@@ -61,7 +61,11 @@ class Operator:
     def __setattr__(self, name: str, value: object) -> None:
         object.__setattr__(self, name, value)
         if name != "_view":  # any column changed: the cached view is stale
-            object.__setattr__(self, "_view", None)
+            state = self.__dict__
+            state["_view"] = None
+            dirty = state.get("_dirty")  # the system's set of changed operators (sim/oprank.py)
+            if dirty is not None:
+                dirty.add(self.id)
 
     def view(self, recent: int = 0) -> OperatorView:
         """What a policy sees of it, cached until a column changes: an operator-ordered policy looks

@@ -59,6 +59,7 @@ from sim.calls import Call, recorded
 from sim.errors import ChatCompleted, InvalidArgument, NotYourChat, UnknownChat, UnknownOperator, UnknownTopic
 from sim.eventlog import EventLogBuilder, OperatorEvent
 from sim.jobs import BackgroundJobs
+from sim.oprank import RankedAsks, replay
 from sim.policies import KNOWN_NAMES, ChatOrderedPolicy, Policy, Snapshot, make_policy
 from sim.records import (
     MAX_BODY,
@@ -90,7 +91,7 @@ _REQUESTER_ONLY_POLICIES = frozenset(
 # --------------------------------------------------------------------------- the system
 
 
-class ChatSystem(BackgroundJobs):
+class ChatSystem(BackgroundJobs, RankedAsks):
     """Operators, chats and the operations on them, exactly as the SQL functions define them.
 
     ``log`` is the :class:`EventLogBuilder` every change is recorded into (a new one by
@@ -107,11 +108,16 @@ class ChatSystem(BackgroundJobs):
         self.history: list[AssignmentRecord] = []
         self._open_history: dict[int, AssignmentRecord] = {}
         self._queue: dict[int, Chat] = {}  # chats in waiting_assignment / waiting_real_user_reply
-        self._waiting = 0  # how many of them are in waiting_assignment
+        # the waiting_assignment ones, kept apart so a pick looks only at them, not at every chat
+        # waiting for its user too (most of the queue on a busy floor)
+        self._wa: dict[int, Chat] = {}
+        self._wa_special = 0  # how many of them need a skill or weigh more than 1 (sim/oprank.py)
         self._policies: dict[tuple, Policy] = {}
         self.topics: dict[str, TopicRow] = {}
         self._last_chat_of: dict[int, int] = {}  # real user -> their latest chat
         self._next_chat = 1
+        self._dirty_ops: set[int] = set()  # operators whose row changed since the rank index looked
+        self._rank = None  # the OperatorRank of the policy asked last (sim/oprank.py)
         #: Successful operations in order (a list when ``record_calls``), see :class:`Call`.
         self.calls: list[Call] | None = [] if record_calls else None
         self._depth = 0
@@ -166,7 +172,13 @@ class ChatSystem(BackgroundJobs):
         source = chat.state
         target = next_state(source, event, chat_id=chat.id, legacy=legacy)
         chat.state = target
-        self._waiting += (target is _WA) - (source is _WA)
+        if target is _WA:
+            if source is not _WA:
+                self._wa[chat.id] = chat
+                self._wa_special += chat.skill is not None or chat.weight != 1
+        elif source is _WA:
+            del self._wa[chat.id]
+            self._wa_special -= chat.skill is not None or chat.weight != 1
         if target in _QUEUE_STATES:
             self._queue[chat.id] = chat
         else:
@@ -208,7 +220,9 @@ class ChatSystem(BackgroundJobs):
             raise InvalidArgument(f"max_chats must be an integer >= 1, got {max_chats!r}")
         t = self._tick(now)
         op_id = len(self.operators) + 1
-        self.operators[op_id] = Operator(op_id, max_chats, last_activity_at=t, skills=frozenset(skills))
+        self.operators[op_id] = op = Operator(op_id, max_chats, last_activity_at=t, skills=frozenset(skills))
+        object.__setattr__(op, "_dirty", self._dirty_ops)
+        self._dirty_ops.add(op_id)
         if online:
             self.set_operator_online(op_id, True, now=t)
         return op_id
@@ -299,7 +313,8 @@ class ChatSystem(BackgroundJobs):
             self._next_chat += 1
             self.chats[chat.id] = chat
             self._queue[chat.id] = chat
-            self._waiting += 1
+            self._wa[chat.id] = chat
+            self._wa_special += chat.skill is not None or chat.weight != 1
             self.log.record(t, Event.USER_MESSAGE, chat_id=chat.id, to_state=_WA, topic=topic, user_id=real_user_id)
             return chat.id
         chat = self._chat(chat_id)
@@ -345,7 +360,7 @@ class ChatSystem(BackgroundJobs):
         t = self.now if now is None else float(now)
         chats: Iterable[Chat]
         if waiting_only:
-            chats = (c for c in self._queue.values() if c.state is _WA)
+            chats = self._wa.values()
         elif queue_only:
             chats = self._queue.values()
         else:
@@ -382,13 +397,24 @@ class ChatSystem(BackgroundJobs):
         # wrong pick still ends in a loud IllegalTransition below.
         # Likewise a built-in chat-ordered policy only looks at the requester among the operators.
         fix_only = type(pol) in _FIX_ONLY_POLICIES
-        if fix_only and not self._waiting:
+        if fix_only and not self._wa:
             return None
-        # known-agent reservations depend on other operators' state: then the policy sees them all
-        requester_only = type(pol) in _REQUESTER_ONLY_POLICIES and pol.routing.sticky_for is None
-        snap = self.snapshot(t, salt, queue_only=True, waiting_only=fix_only, requester=op if requester_only else None,
-                             routing=pol.routing)
-        chat_id = pol.pick(snap, operator_id)
+        # Operator-ordered built-ins without routing rules: the matching is played from the rank
+        # index over the operators ahead only (sim/oprank.py), not over a snapshot of the floor.
+        chat_id: int | None
+        rank = self._rank_index(pol)
+        if rank is not None:
+            ahead, waiting = rank.ahead(op), self._wa
+            if ahead >= 2 * len(waiting):
+                return None
+            queue = sorted(waiting.values(), key=lambda c: (-c.priority, c.waiting_since, c.id))
+            chat_id = replay(rank.first(ahead), op.id, queue)
+        else:
+            # known-agent reservations depend on other operators' state: then the policy sees them all
+            requester_only = type(pol) in _REQUESTER_ONLY_POLICIES and pol.routing.sticky_for is None
+            snap = self.snapshot(t, salt, queue_only=True, waiting_only=fix_only,
+                                 requester=op if requester_only else None, routing=pol.routing)
+            chat_id = pol.pick(snap, operator_id)
         if chat_id is None:
             return None
         chat = self.chats[chat_id]
@@ -454,7 +480,14 @@ class ChatSystem(BackgroundJobs):
 
     def queue_length(self) -> int:
         """Chats in ``waiting_assignment``."""
-        return self._waiting
+        return len(self._wa)
+
+    def queue_open(self, policy: Policy) -> bool:
+        """False when :meth:`assign` with ``policy`` must return None for every operator because
+        nothing is in the queue it could pick from (the model's pollers sleep then)."""
+        if not self._queue:
+            return False
+        return bool(self._wa) or type(policy) not in _FIX_ONLY_POLICIES
 
     def has_waiting(self) -> bool:
         """True when some chat is in a state some policy could assign from."""

@@ -138,3 +138,37 @@ def test_history_time_is_mapped_to_scenario_time_and_cut_to_the_window() -> None
     assert list(log["time"]) == pytest.approx([0.0, 60.0, 90.0])
     assert list(log["event"].astype(object)) == ["operator_online", "user_message", "assign"]
     assert log.attrs["source"] == "database"
+
+
+# ----------------------------------------------------------------------------- crashes and lost workers
+def test_acknowledgement_log_round_trip_and_every_kind_of_loss_is_found(tmp_path, monkeypatch) -> None:
+    """The durability test's check can fail: each kind of acknowledged write, missing, is reported."""
+    from loadtest import acklog
+
+    path = tmp_path / "acks.jsonl"
+    monkeypatch.setenv(acklog.ACKLOG_ENV, str(path))
+    for kind, ids in [("chat", {"chat": 1}), ("user_message", {"chat": 1}), ("reply", {"chat": 1, "message": 7}),
+                      ("end", {"chat": 1}), ("chat", {"chat": 2})]:
+        acklog.ack(kind, **ids)
+    with path.open("a") as fh:
+        fh.write('{"ack": "chat", "ch')  # a process killed mid-line
+    acks = acklog.read(path)
+    assert [a["ack"] for a in acks] == ["chat", "user_message", "reply", "end", "chat"]
+    kept = {"chats": {1: False, 2: True}, "replies": {(1, 7)}, "user_messages": {1: 2, 2: 1}}
+    assert acklog.lost(acks, **kept) == []
+    for change, kind in [({"chats": {1: False}}, "chat"), ({"replies": set()}, "reply"),
+                         ({"chats": {1: True, 2: True}}, "end"), ({"user_messages": {1: 1, 2: 1}}, "user_message")]:
+        found = acklog.lost(acks, **{**kept, **change})
+        assert [a["ack"] for a in found] == [kind], (change, found)
+
+
+def test_a_lost_worker_counts_unless_it_came_back() -> None:
+    from loadtest.session import lost_workers_note, workers_lost
+
+    info = {"workers_lost": [{"worker_index": 1, "scenario_time": 812.4},
+                             {"worker_index": 0, "scenario_time": 300.0, "healed_at": 420.0}]}
+    assert [w["worker_index"] for w in workers_lost(info)] == [1]
+    assert workers_lost({}) == []
+    note = lost_workers_note(workers_lost(info), all_lost=False)
+    assert "lost 1 Locust worker (worker 1 at scenario t = 812 s)" in note and "not the scenario's" in note
+    assert "ended it at the last loss" in lost_workers_note(workers_lost(info), all_lost=True)

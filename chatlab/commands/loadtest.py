@@ -5,6 +5,10 @@ schema, seeds the scenario's operators, runs Locust (headless, or ``--web`` on l
 for a bounded time, then turns the history tables into the event log and writes the same
 report as ``chatlab run`` plus the load test's section and Locust's CSV statistics.
 Details: ``loadtest/session.py``.
+
+Exit status: 0; 2 for a mistake or a run that produced nothing usable (one line, no
+report); 1 when a distributed run lost a Locust worker mid-run — the report is written,
+with a note, but it is not the scenario's (``loadtest/workerwatch.py``).
 """
 
 from __future__ import annotations
@@ -65,4 +69,10 @@ def main(args: argparse.Namespace) -> int:
     if settings.keep_schema and settings.database_url:
         print(f"schema kept: {outcome.schema} (psql: SET search_path TO {outcome.schema};)")
     print(f"report written to {args.out or out}/ (summary.md, metrics.json, events.parquet, locust_stats.csv, plots)")
+    if outcome.workers_lost:  # the report is written, but it is not the scenario's: say so, exit 1
+        import sys
+
+        print(f"chatlab loadtest: the run lost {len(outcome.workers_lost)} Locust worker(s) mid-run; "
+              "the report is written but its numbers are not the scenario's (see the note)", file=sys.stderr)
+        return 1
     return 0

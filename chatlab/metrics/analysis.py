@@ -34,6 +34,7 @@ from chatlab.metrics.runlog import (
     prepare,
     run_duration,
     run_info,
+    shared_derivations,
     stuck_threshold,
     window_start,
 )
@@ -70,7 +71,8 @@ def compute_metrics(
     key is listed in the README and in :data:`METRIC_DOCS`).  Values that cannot be defined (e.g. p99 with no served wait) are
     ``None``, never NaN, so the JSON is strict.
     """
-    return _metrics_and_parts(log, service_level_t=service_level_t, stuck_after=stuck_after)[0]
+    with shared_derivations():
+        return _metrics_and_parts(log, service_level_t=service_level_t, stuck_after=stuck_after)[0]
 
 
 def _metrics_and_parts(
@@ -214,15 +216,16 @@ def analyse(
 ) -> Analysis:
     """Compute the metrics and every table of one run (what a report needs), once (the warm-up cut
     resolved first: :func:`chatlab.metrics.warmup.resolve_warmup`)."""
-    log = resolve_warmup(prepare(log))
-    metrics, parts = _metrics_and_parts(log, service_level_t=service_level_t, stuck_after=stuck_after)
-    return Analysis(
-        label=label or default_label(log),
-        log=log,
-        metrics=metrics,
-        per_operator=parts.per_operator,
-        per_hour=per_hour(log, service_level_t=service_level_t),
-        waits=parts.waits,
-        state_counts=parts.state_counts,
-    )
+    with shared_derivations():
+        log = resolve_warmup(prepare(log))
+        metrics, parts = _metrics_and_parts(log, service_level_t=service_level_t, stuck_after=stuck_after)
+        return Analysis(
+            label=label or default_label(log),
+            log=log,
+            metrics=metrics,
+            per_operator=parts.per_operator,
+            per_hour=per_hour(log, service_level_t=service_level_t),
+            waits=parts.waits,
+            state_counts=parts.state_counts,
+        )
 

@@ -23,6 +23,7 @@ from chatlab.metrics.runlog import (
     _col,
     _num,
     _rate,
+    derived,
     operator_ids,
     prepare,
     run_duration,
@@ -32,6 +33,7 @@ from sim.eventlog import OperatorEvent
 from sim.statemachine import Event, State
 
 
+@derived
 def online_intervals(log: pd.DataFrame) -> dict[int, list[tuple[float, float]]]:
     """Each operator's online intervals within the metrics window ``[W, duration]`` (see module docstring)."""
     log = prepare(log)
@@ -75,6 +77,7 @@ def _overlap(intervals: list[tuple[float, float]], lo: float, hi: float) -> floa
 # --------------------------------------------------------------------------- assignments
 
 
+@derived
 def assignments(log: pd.DataFrame) -> pd.DataFrame:
     """One row per ``assign``: time, chat_id, operator_id, from_state, previous_operator_id,
     ``repeat`` (same operator as the chat's previous assign) and ``premature`` (assigned from
@@ -97,6 +100,7 @@ def assignments(log: pd.DataFrame) -> pd.DataFrame:
 WAIT_COLUMNS = ("chat_id", "start", "end", "wait_s", "outcome", "operator_id", "end_reason")
 
 
+@derived
 def wait_episodes(log: pd.DataFrame) -> pd.DataFrame:
     """One row per wait for assignment (see module docstring).
 
@@ -112,30 +116,45 @@ def wait_episodes(log: pd.DataFrame) -> pd.DataFrame:
     starts = (to_s == _WA).fillna(False) & ~(from_s == _WA).fillna(False)
     leaves = (from_s == _WA).fillna(False) & ~(to_s == _WA).fillna(False)
     rows = log.loc[(starts | leaves) & log["chat_id"].notna()]
-    is_start = starts.loc[rows.index].to_numpy()
-    open_waits: dict[int, float] = {}
-    out: list[tuple] = []
-    for t, chat, op, ev, reason, start in zip(
-        rows["time"].to_numpy(), _col(rows, "chat_id"), _col(rows, "operator_id"),
-        _col(rows, "event"), _col(rows, "reason"), is_start,
-    ):
-        if start:
-            open_waits.setdefault(int(chat), float(t))
-            continue
-        began = open_waits.pop(int(chat), None)
-        if began is None:
-            continue
-        if ev == Event.ASSIGN.value:
-            out.append((int(chat), began, float(t), float(t) - began, "served", op, None))
-        else:
-            out.append((int(chat), began, float(t), float(t) - began, "ended", None, reason))
-    for chat, began in open_waits.items():
-        end = max(duration, began)
-        out.append((chat, began, end, end - began, "open", None, None))
-    frame = pd.DataFrame(out, columns=list(WAIT_COLUMNS))
-    frame = frame.astype({"chat_id": "Int64", "start": "float64", "end": "float64", "wait_s": "float64",
-                          "operator_id": "Int64"})
-    frame["outcome"] = frame["outcome"].astype(pd.CategoricalDtype(["served", "ended", "open"]))
+    # Each chat's rows in time order alternate "a wait starts" / "it ends"; a repeated start
+    # (already waiting) or end (not waiting) changes nothing, so only the rows whose kind differs
+    # from the chat's previous row count, and a chat's first row counts only if it starts a wait.
+    chat = rows["chat_id"].to_numpy(dtype="int64")
+    order = np.argsort(chat, kind="stable")  # by chat, time order kept
+    chat = chat[order]
+    is_start = starts.loc[rows.index].to_numpy(dtype=bool)[order]
+    same_chat = np.zeros(len(chat), dtype=bool)
+    same_chat[1:] = chat[1:] == chat[:-1]
+    prev_start = np.zeros(len(chat), dtype=bool)
+    prev_start[1:] = is_start[:-1]
+    keep = np.where(is_start, ~(same_chat & prev_start), same_chat & prev_start)
+    k_order, k_chat, k_start = order[keep], chat[keep], is_start[keep]
+    times = rows["time"].to_numpy(dtype="float64")
+    # a kept start is closed by the next kept row when that row is of the same chat (it is an end)
+    closed = np.zeros(len(k_chat), dtype=bool)
+    closed[:-1] = k_start[:-1] & (k_chat[1:] == k_chat[:-1])
+    opened = k_start & ~closed
+    s_idx, e_idx = k_order[:-1][closed[:-1]], k_order[1:][closed[:-1]]
+    by_close = np.argsort(e_idx, kind="stable")  # rows in the order their wait ended, as a replay finds them
+    s_idx, e_idx = s_idx[by_close], e_idx[by_close]
+    served = (rows["event"].to_numpy(dtype=object)[e_idx] == Event.ASSIGN.value)
+    ops, reasons = _col(rows, "operator_id")[e_idx], _col(rows, "reason")[e_idx]
+    o_idx = k_order[opened]
+    began_c, ended_c, began_o = times[s_idx], times[e_idx], times[o_idx]
+    end_o = np.maximum(duration, began_o)
+    outcome = np.concatenate([np.where(served, "served", "ended").astype(object),
+                              np.full(len(o_idx), "open", dtype=object)])
+    none_o = np.full(len(o_idx), None, dtype=object)
+    frame = pd.DataFrame({
+        "chat_id": pd.array(np.concatenate([rows["chat_id"].to_numpy(dtype="int64")[s_idx],
+                                            rows["chat_id"].to_numpy(dtype="int64")[o_idx]]), dtype="Int64"),
+        "start": np.concatenate([began_c, began_o]),
+        "end": np.concatenate([ended_c, end_o]),
+        "wait_s": np.concatenate([ended_c - began_c, end_o - began_o]),
+        "outcome": pd.Categorical(outcome, categories=["served", "ended", "open"]),
+        "operator_id": pd.array(np.concatenate([np.where(served, ops, None), none_o]), dtype="Int64"),
+        "end_reason": np.concatenate([np.where(served, None, reasons), none_o]),
+    }, columns=list(WAIT_COLUMNS))
     frame = frame.loc[frame["start"].to_numpy() >= window_start(log)]
     return frame.sort_values(["start", "chat_id"], kind="stable").reset_index(drop=True)
 
@@ -183,6 +202,7 @@ def wait_cdf(waits: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------- states
 
 
+@derived
 def state_intervals(log: pd.DataFrame) -> pd.DataFrame:
     """Each chat's stay in each state: chat_id, state, start, end, closed, operator_id.
 
@@ -226,6 +246,7 @@ def state_occupancy(log: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+@derived
 def state_counts_series(log: pd.DataFrame) -> pd.DataFrame:
     """Number of chats in each state over time: a step function, one row per change time.
 
@@ -236,22 +257,20 @@ def state_counts_series(log: pd.DataFrame) -> pd.DataFrame:
     iv = state_intervals(log)
     log = prepare(log)
     duration, first = run_duration(log), window_start(log)
-    deltas = [pd.DataFrame({"time": [first], "state": [_WA], "d": [0]})]
-    if len(iv):
-        st = iv["state"].astype(object)
-        deltas.append(pd.DataFrame({"time": iv["start"], "state": st, "d": 1}))
-        closed = iv["closed"].to_numpy(dtype=bool)
-        deltas.append(pd.DataFrame({"time": iv["end"][closed], "state": st[closed], "d": -1}))
-    d = pd.concat(deltas, ignore_index=True)
-    table = d.pivot_table(index="time", columns="state", values="d", aggfunc="sum", fill_value=0)
-    table = table.reindex(columns=list(ALL_STATES), fill_value=0).sort_index().cumsum()
-    if first not in table.index:
-        table.loc[first] = 0
-        table = table.sort_index()
-    if duration > table.index.max():
-        table.loc[duration] = table.iloc[-1]
-    table = table.astype("int64").reset_index()
-    table.columns.name = None
+    codes = {state: i for i, state in enumerate(ALL_STATES)}
+    st = np.array([codes[s] for s in iv["state"].astype(object)], dtype="int64") if len(iv) else np.zeros(0, "int64")
+    closed = iv["closed"].to_numpy(dtype=bool)
+    times = np.concatenate([[first], iv["start"].to_numpy(dtype="float64"), iv["end"].to_numpy(dtype="float64")[closed]])
+    states = np.concatenate([[codes[_WA]], st, st[closed]])
+    deltas = np.concatenate([[0], np.ones(len(st), "int64"), -np.ones(int(closed.sum()), "int64")])
+    uniq, row = np.unique(times, return_inverse=True)  # one row per change time, in order
+    counts = np.zeros((len(uniq), len(ALL_STATES)), dtype="int64")
+    np.add.at(counts, (row, states), deltas)
+    counts = np.cumsum(counts, axis=0)
+    if duration > uniq[-1]:
+        uniq, counts = np.append(uniq, duration), np.vstack([counts, counts[-1:]])
+    table = pd.DataFrame(counts, columns=list(ALL_STATES))
+    table.insert(0, "time", uniq)
     return table
 
 
@@ -275,6 +294,7 @@ def step_mean(times: np.ndarray, values: np.ndarray, lo: float, hi: float) -> fl
 # --------------------------------------------------------------------------- health
 
 
+@derived
 def idle_releases(log: pd.DataFrame) -> pd.DataFrame:
     """One row per ``idle_release``: time, chat_id, operator_id (row's, else the chat's
     assignee), from_state, ``operator_idle`` (ground truth, <NA> without ground truth),

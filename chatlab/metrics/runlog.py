@@ -7,9 +7,12 @@ the definitions in ``docs/semantics.md`` ("Metrics") are applied the same way ev
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -31,6 +34,52 @@ ALL_STATES: tuple[str, ...] = (*OPEN_STATES, State.COMPLETED.value)
 _WA = State.WAITING_ASSIGNMENT.value
 _AS = State.ASSIGNED.value
 _WR = State.WAITING_REAL_USER_REPLY.value
+
+_T = TypeVar("_T")
+_SHARED: contextvars.ContextVar[dict[tuple[str, int], tuple[Any, Any]] | None] = contextvars.ContextVar(
+    "chatlab_metrics_shared", default=None)
+
+
+@contextmanager
+def shared_derivations() -> Iterator[None]:
+    """Within this block each :func:`derived` table of a log is computed once.
+
+    Why scoped, not a global cache: a log is a mutable DataFrame, so a table may only be reused
+    while nobody can have changed it — during one :func:`~chatlab.metrics.analysis.analyse` or
+    ``compute_metrics`` call, where the per-operator, per-hour, guarantee and health sections
+    would otherwise rebuild the same state stays and waits five times over (at a floor-day log
+    of 2.7 million rows that is tens of seconds).  Re-entrant: an inner block shares the outer one.
+    """
+    if _SHARED.get() is not None:
+        yield
+        return
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def derived(fn: Callable[[pd.DataFrame], _T]) -> Callable[[pd.DataFrame], _T]:
+    """Mark a pure ``log -> table`` function whose result :func:`shared_derivations` may reuse.
+
+    The result is shared, so callers must treat it as read-only (copy before changing it).
+    """
+
+    @functools.wraps(fn)
+    def wrapper(log: pd.DataFrame) -> _T:
+        cache = _SHARED.get()
+        if cache is None:
+            return fn(log)
+        key = (fn.__qualname__, id(log))
+        hit = cache.get(key)
+        if hit is not None and hit[0] is log:
+            return hit[1]
+        value = fn(log)
+        cache[key] = (log, value)  # the log is kept alive, so its id cannot be reused meanwhile
+        return value
+
+    return wrapper
 
 def prepare(log: pd.DataFrame) -> pd.DataFrame:
     """Return the log with canonical dtypes, sorted by time (stable), ``attrs`` kept.
@@ -86,6 +135,7 @@ def window_start(log: pd.DataFrame) -> float:
     return min(value, run_duration(log))
 
 
+@derived
 def in_window(log: pd.DataFrame) -> pd.DataFrame:
     """The rows of ``log`` inside the metrics window (``time >= W``), attrs kept."""
     start = window_start(log)
@@ -96,6 +146,7 @@ def in_window(log: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+@derived
 def chat_starts(log: pd.DataFrame) -> pd.Series:
     """Chat id -> the time of its first row (when it opened)."""
     rows = log.loc[log["chat_id"].notna(), ["chat_id", "time"]].drop_duplicates("chat_id")

@@ -40,7 +40,9 @@ class ChatUser(User):
         (an outside target's flows through :class:`~loadtest.target_client.TargetDB`, same calls)."""
         run = current()
         settings = run.settings
-        kwargs = {"application_name": f"chatlab-{self.role}",
+        # the worker's index in the name: pg_stat_activity (and pg_locks' claims) tell which
+        # Locust process holds which connection, e.g. after a worker died
+        kwargs = {"application_name": f"chatlab-{self.role}-w{run.worker_index}",
                   "observer": LocustReporter(self.environment, {"role": self.role})}
         if run.target is not None:
             return TargetDB(settings.dsn, settings.schema, run.target, **kwargs)

@@ -33,6 +33,7 @@ from locust.exception import StopUser
 
 from chatlab.db.client import ChatDB
 from loadtest import usererrors
+from loadtest.acklog import ack
 from loadtest.reporting import attempt
 from loadtest.runtime import CLIENT_POLL, MIN_POLL_WALL_S, Runtime, current
 from loadtest.settings import SeededOperator
@@ -168,8 +169,10 @@ class Operator(ChatUser):
             done = attempt(self.db.unassign_chat, self.op, work.chat_id)[0]
             run.count("unassigns" if done else "unassign_lost")
         else:  # not done: idle detection or a stuck release took it meanwhile (effort lost)
-            done = attempt(self.db.operator_message, self.op, work.chat_id, "answer")[0]
+            done, message = attempt(self.db.operator_message, self.op, work.chat_id, "answer")
             run.count("replies" if done else "reply_lost")
+            if done:
+                ack("reply", chat=work.chat_id, message=message)
         if done:
             self.last_activity = clock.now()
         self.free_since = clock.now()

@@ -15,6 +15,7 @@ from typing import Any
 from gevent.queue import Empty
 from locust import task
 
+from loadtest.acklog import ack
 from loadtest.reporting import attempt
 from loadtest.runtime import CLIENT_POLL, Runtime, current
 from loadtest.users.base import ChatUser
@@ -45,6 +46,7 @@ class RealUser(ChatUser):
         real_user_id = arrival.user_id  # the population's: a returning user keeps theirs (known agent)
         chat_id = db.real_user_message(real_user_id, f"hello from user {real_user_id}", None, arrival.topic)
         run.count("chats_opened")
+        ack("chat", chat=chat_id)
         for i in range(arrival.exchanges):
             if not self.wait_for_answer(run, chat_id, arrival.patience):
                 return
@@ -55,11 +57,13 @@ class RealUser(ChatUser):
             if i == arrival.exchanges - 1:
                 if attempt(db.end_chat, chat_id, "resolved")[0]:
                     run.count("chats_resolved")
+                    ack("end", chat=chat_id)
                 return
             if not attempt(db.real_user_message, real_user_id, "reply", chat_id)[0]:
                 run.count("chats_closed_elsewhere")
                 return
             run.count("user_messages")
+            ack("user_message", chat=chat_id)
 
     def wait_for_answer(self, run: Runtime, chat_id: int, patience: float) -> bool:
         """Wait until an operator answered my last message; False if the chat ended (or I gave up).

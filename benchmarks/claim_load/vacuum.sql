@@ -1,0 +1,1 @@
+VACUUM (ANALYZE) chats, operators, chat_assignments
