@@ -26,8 +26,8 @@ from locust import events
 
 from chatlab.db.client import ChatDB
 from loadtest import usererrors, webui, workerwatch
-from loadtest.runtime import START_WAIT_S, Runtime, install, installed
-from loadtest.settings import CONFIG_ENV, BadLoadTestConfig, LoadTestSettings
+from loadtest.runtime import Runtime, install, installed
+from loadtest.settings import CONFIG_ENV, START_WAIT_S, BadLoadTestConfig, LoadTestSettings
 from loadtest.users.housekeeper import Housekeeper
 from loadtest.users.operator import Operator
 from sim.population import Arrival, Population, share
@@ -85,7 +85,7 @@ def _on_test_start(environment: Any, **_: Any) -> None:
                                     "against a master run by 'chatlab loadtest --expect-workers N'")
         run = _install(LoadTestSettings.from_dict(json.loads(text)), environment)
     run.worker_index = _worker_index(environment)  # known by now
-    if run.notify and _role(environment) != "MasterRunner":
+    if run.notify and _role(environment) != "MasterRunner" and run.wakes is None:  # once: the web UI may start again
         from loadtest.wakes import Wakes
 
         run.wakes = Wakes(run.settings.dsn, run.settings.schema)

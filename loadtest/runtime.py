@@ -27,8 +27,6 @@ MIN_POLL_WALL_S = 0.02
 #: Scenario seconds between a client's looks at the database for news it cannot be told
 #: about (a user waiting for its answer; a worker whose held chat may get a user message).
 CLIENT_POLL = 2.0
-#: The longest a local run waits for its operators to be in before it starts the clock anyway (wall s).
-START_WAIT_S = 30.0
 
 
 @dataclass

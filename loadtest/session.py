@@ -40,7 +40,7 @@ from chatlab.db.clock import EPOCH
 from chatlab.db.seedlog import integrity, to_event_log
 from loadtest.locustproc import ROOT, LocustResult, run_locust, stop_process
 from loadtest.plan import pool_limit
-from loadtest.settings import CONFIG_ENV, LoadTestSettings, LoadTestUsageError
+from loadtest.settings import CONFIG_ENV, START_WAIT_S, LoadTestSettings, LoadTestUsageError
 from loadtest.target import Target, TargetError
 from loadtest.target_client import TargetDB
 from loadtest.usererrors import USER_ERROR_EXIT
@@ -323,7 +323,7 @@ def _run_locust(settings: LoadTestSettings, config_path: Path, on_tick: Callable
             workers.append(start_worker(out_dir / f"locust_worker{index + 1}.log",
                                         master_host="127.0.0.1", master_port=settings.master_port))
         return run_locust(LOCUSTFILE, users=1, spawn_rate=1, run_time_s=run_time, out_dir=out_dir, env=env,
-                          csv_name="locust", hard_timeout_s=run_time + GRACE_S + (60 if settings.expect_workers else 0),
+                          csv_name="locust", hard_timeout_s=run_time + START_WAIT_S + GRACE_S + (60 if settings.expect_workers else 0),
                           web=settings.web, web_port=settings.web_port, extra=extra, on_tick=on_tick, shape=True,
                           # the flows' loops run until the run ends (they watch run.stopping); what is
                           # still sleeping after a second is cut (its events would fall after the window)

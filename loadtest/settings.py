@@ -25,6 +25,10 @@ from sim.scenario import Scenario, load_scenario
 
 CONFIG_ENV = "CHATLAB_LOADTEST_CONFIG"
 DEFAULT_TIME_SCALE = 60.0
+#: The longest a local run waits for its operators to be in before it starts the clock anyway (wall s;
+#: here, not in ``loadtest.runtime``, because the launching process must add it to Locust's hard timeout
+#: without importing Locust).
+START_WAIT_S = 30.0
 #: The longest load test :func:`plan` accepts (wall seconds).
 MAX_RUN_WALL_S = 6 * 3600
 

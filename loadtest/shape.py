@@ -12,7 +12,8 @@ from __future__ import annotations
 from locust import LoadTestShape
 
 from loadtest.plan import pool_target
-from loadtest.runtime import START_WAIT_S, installed
+from loadtest.runtime import installed
+from loadtest.settings import START_WAIT_S
 
 
 class ChatLoadShape(LoadTestShape):

@@ -77,7 +77,7 @@ SELECT operator_id, chat_id FROM dispatch_waiting_chats(%(policy)s, %(fallback_a
 LISTEN chatlab_work
 
 -- name: listen_news
--- A load-test process's wake-up line: 022's chatlab_news ('<schema>:o:<operator>' / '<schema>:c:<chat>').
+-- A load-test process's wake-up line: 022's chatlab_news ('<schema>:a|f|w:<operator>' / '<schema>:c:<chat>').
 LISTEN chatlab_news
 
 -- name: notify_on
