@@ -70,6 +70,12 @@ def test_unknown_bug_key_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert len(res.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
 
 
+def test_db_jobs_below_one_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    res = chatlab("bugs", "--only", "cw-11034", "--db-jobs", "0", "--out", str(tmp_path / "out"))
+    assert res.returncode == 2 and "--db-jobs" in res.stderr and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
     out = tmp_path_factory.mktemp("bugs")
@@ -88,6 +94,7 @@ def test_every_bug_is_reproduced_and_absent_under_the_lab(suite: tuple[subproces
         assert r["variant_value"] > r["limit"] >= r["lab_value"], r
     md = (out / "summary.md").read_text()
     assert f"{len(rows)} of {len(rows)} rows pass" in md and "Rocket.Chat #13134" in md
+    assert "database load tests at once" in md  # the database rows ran side by side (--db-jobs 2)
     assert (out / "summary.html").read_text().count("<tr>") >= len(rows)
 
 

@@ -10,6 +10,7 @@ the same way on either side.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,22 +97,79 @@ def run_sims(bugs: list[Bug], seed: int | None = None, *, jobs: int | None = Non
     return rows
 
 
-def run_db(bug: Bug, out_dir: Path, *, seed: int | None = None, database_url: str | None = None,
-           on_tick: Callable[[float], None] | None = None) -> Row:
-    """The bug on PostgreSQL: a bounded load test of the variant, then of the lab."""
+def _db_side(bug: Bug, side: str, out_dir: Path, *, seed: int | None, database_url: str | None,
+             on_tick: Callable[[float], None] | None = None) -> Outcome:
+    """One side (``variant`` or ``lab``) of a bug on PostgreSQL: one bounded load test."""
     from loadtest.session import run_load_test
     from loadtest.settings import plan
     from sim.scenario import load_scenario
 
-    sc = load_scenario(bug.scenario)
-    window = float(bug.db_duration or sc.duration)
-    outcomes = []
-    for side, policy, overrides in (("variant", bug.variant, bug.variant_overrides),
-                                    ("lab", bug.lab, bug.lab_overrides)):
-        settings = plan(bug.scenario, policy=policy, time_scale=bug.db_time_scale,
-                        run_time_s=max(1.0, window / bug.db_time_scale), seed=seed,
-                        out_dir=Path(out_dir) / f"{bug.key}-{side}", database_url=database_url,
-                        overrides=dict(overrides))
-        outcome = run_load_test(settings, on_tick=on_tick)
-        outcomes.append(Outcome(_value(outcome.log, bug.metric), outcome.log))
-    return Row(bug, "db", *outcomes)
+    policy, overrides = (bug.variant, bug.variant_overrides) if side == "variant" else (bug.lab, bug.lab_overrides)
+    window = float(bug.db_duration or load_scenario(bug.scenario).duration)
+    settings = plan(bug.scenario, policy=policy, time_scale=bug.db_time_scale,
+                    run_time_s=max(1.0, window / bug.db_time_scale), seed=seed,
+                    out_dir=Path(out_dir) / f"{bug.key}-{side}", database_url=database_url,
+                    overrides=dict(overrides))
+    outcome = run_load_test(settings, on_tick=on_tick)
+    return Outcome(_value(outcome.log, bug.metric), outcome.log)
+
+
+def run_db(bug: Bug, out_dir: Path, *, seed: int | None = None, database_url: str | None = None,
+           on_tick: Callable[[float], None] | None = None) -> Row:
+    """The bug on PostgreSQL: a bounded load test of the variant, then of the lab."""
+    return Row(bug, "db", *(_db_side(bug, side, out_dir, seed=seed, database_url=database_url, on_tick=on_tick)
+                            for side in ("variant", "lab")))
+
+
+def db_slots(database_url: str | None, jobs: int) -> int:
+    """How many database load tests :func:`run_dbs` runs at once: ``jobs``, or 1 on a named server."""
+    from chatlab.db.server import URL_ENV
+
+    return 1 if database_url or os.environ.get(URL_ENV) else max(1, jobs)
+
+
+def run_dbs(bugs: list[Bug], out_dir: Path, *, seed: int | None = None, database_url: str | None = None,
+            jobs: int = 2, on_done: Callable[[], None] | None = None) -> list[Row]:
+    """:func:`run_db` for many bugs, ``jobs`` load tests at once, rows in ``bugs``' order.
+
+    The load tests are wall-clock bound and mostly wait (a few operators, a few chats a
+    second), so two at a time nearly halve the suite; every side's bound is a guarantee or a
+    bug's signature that does not depend on the machine being idle (a race, an order, a hold).
+    Each runs on a temporary server of its own slot (started one after the other: the embedded
+    server's start lock is per process); on a named server (``database_url`` or
+    ``$DATABASE_URL``) they run one at a time, because each load test sizes its connection pool
+    to the server's free connections.  The first failure is raised once the running tests end.
+    """
+    import queue
+    from concurrent.futures import ThreadPoolExecutor
+    from contextlib import ExitStack
+
+    from chatlab.db.server import URL_ENV, temporary_server
+
+    sides = [(bug, side) for bug in bugs for side in ("variant", "lab")]
+    named = database_url or os.environ.get(URL_ENV)
+    slots = min(db_slots(database_url, jobs), len(sides))
+    servers: queue.Queue[str] = queue.Queue()
+    with ExitStack() as stack:
+        for _ in range(slots):
+            servers.put(named or stack.enter_context(temporary_server(prefix="chatlab-bugs-pg-")))
+
+        def one(job: tuple[Bug, str]) -> Outcome:
+            dsn = servers.get()
+            try:
+                outcome = _db_side(job[0], job[1], out_dir, seed=seed, database_url=dsn)
+            finally:
+                servers.put(dsn)
+            if on_done is not None:
+                on_done()
+            return outcome
+
+        with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="chatlab-bugs-db") as pool:
+            futures = [pool.submit(one, job) for job in sides]
+            try:
+                outcomes = [f.result() for f in futures]
+            except BaseException:
+                for f in futures:
+                    f.cancel()  # the ones not started; the running ones end by their own bound
+                raise
+    return [Row(bug, "db", outcomes[2 * k], outcomes[2 * k + 1]) for k, bug in enumerate(bugs)]

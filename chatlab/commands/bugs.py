@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-url", default=None, metavar="URL",
                         help="PostgreSQL for the database rows (default: $DATABASE_URL, else a temporary embedded server)")
     common.add_parallel_arguments(parser)
+    parser.add_argument("--db-jobs", type=int, default=2, metavar="N",
+                        help="database rows' load tests run at once, each on its own temporary server (default 2); "
+                             "on a named server (--database-url, $DATABASE_URL) they run one at a time")
     parser.add_argument("--out", type=Path, default=Path("reports") / "bugs", metavar="DIR",
                         help="where the table goes (default: reports/bugs)")
     common.add_progress_argument(parser)
@@ -105,7 +108,8 @@ def _write(rows: list[Any], out: Path, facts: tuple[tuple[str, str], ...]) -> No
 
 
 def main(args: argparse.Namespace) -> int:
-    from chatlab.bugs import run_db, run_sims
+    from chatlab.bugs import run_dbs, run_sims
+    from chatlab.bugs.runner import db_slots
     from chatlab.replications import check_jobs
     from chatlab.report.tables import text_table
     from sim.scenario import load_scenario
@@ -118,23 +122,24 @@ def main(args: argparse.Namespace) -> int:
         raise common.UsageError("--sim-only with --only: the chosen bugs run on the database only")
     started = time.monotonic()
     check_jobs(args.jobs)
+    if args.db_jobs < 1:
+        raise common.UsageError(f"--db-jobs: expected a whole number >= 1, got {args.db_jobs}")
     bar = common.progress_bar(len(jobs), "bugs", disable=args.no_progress, unit="row")
     # the simulation rows together, on every core (each row is two simulations); then the database rows
     sim_bugs = [bug for bug, where in jobs if where == "sim"]
     sim_rows = iter(run_sims(sim_bugs, args.seed, jobs=args.jobs, dask=args.dask,
                              on_done=lambda i, rep: bar.update(0.5)) if sim_bugs else [])
-    rows = []
-    for bug, where in jobs:
-        if where == "sim":
-            rows.append(next(sim_rows))
-            continue
-        bar.set_postfix_str(f"{bug.key} ({where})")
-        rows.append(run_db(bug, args.out / "runs", seed=args.seed, database_url=args.database_url))
-        bar.update(1)
+    db_bugs = [bug for bug, where in jobs if where == "db"]
+    if db_bugs:
+        bar.set_postfix_str(f"{len(db_bugs)} on the database, {db_slots(args.database_url, args.db_jobs)} at a time")
+    db_rows = iter(run_dbs(db_bugs, args.out / "runs", seed=args.seed, database_url=args.database_url,
+                           jobs=args.db_jobs, on_done=lambda: bar.update(0.5)) if db_bugs else [])
+    rows = [next(sim_rows) if where == "sim" else next(db_rows) for bug, where in jobs]
     bar.close()
     wall = time.monotonic() - started
     facts = (("rows", str(len(rows))), ("sides", "simulation only" if args.sim_only else "simulation and database"),
-             ("seed", "each scenario's" if args.seed is None else str(args.seed)), ("wall time", f"{wall:.0f} s"))
+             ("seed", "each scenario's" if args.seed is None else str(args.seed)),
+             *((("database load tests at once", str(db_slots(args.database_url, args.db_jobs))),) if db_bugs else ()), ("wall time", f"{wall:.0f} s"))
     _write(rows, args.out, facts)
     print(text_table(terminal_table(rows)))
     passed = sum(r.passed for r in rows)
