@@ -76,6 +76,13 @@ class LocustResult:
             })
         return rows
 
+    def failure_kinds(self) -> list[tuple[str, str, int]]:
+        """(name, error, occurrences) of Locust's ``<prefix>_failures.csv``, most frequent first."""
+        rows = read_stats_csv(Path(f"{self.csv_prefix}_failures.csv"))
+        kinds = [(r.get("Name", ""), " ".join(r.get("Error", "").split()), int(float(r.get("Occurrences") or 0)))
+                 for r in rows]
+        return sorted(kinds, key=lambda k: -k[2])
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -193,6 +193,9 @@ def run_load_test(settings: LoadTestSettings, *, on_tick: Callable[[float], None
                                duration=settings.duration)
     else:
         log = target_log(tables, target, settings, started_at_db=info["started_at_db"])
+    failed = failures_note(result)
+    if failed:
+        notes.append(failed)
     lost = workers_lost(info)
     if lost:
         notes.append(lost_workers_note(lost, all_lost=len(lost) >= settings.workers))
@@ -211,6 +214,18 @@ def run_load_test(settings: LoadTestSettings, *, on_tick: Callable[[float], None
                               wall_s=time.monotonic() - started, integrity=checks, notes=notes)
     (out_dir / RESULTS_FILE).write_text(json.dumps(outcome.results(), indent=2, default=str) + "\n")
     return outcome
+
+
+def failures_note(result: LocustResult) -> str | None:
+    """What the report must say when calls failed (not races: those are their own rows, never
+    failures): the steps those calls were part of did not happen, e.g. while the database was
+    down, so the run's numbers are not the scenario's.  None when nothing failed."""
+    if not result.failures:
+        return None
+    kinds = result.failure_kinds()
+    first = f"; most frequent: {kinds[0][0]}: {kinds[0][1][:200]} ({kinds[0][2]}x)" if kinds else ""
+    return (f"{result.failures} of {result.requests} database calls failed{first}: the steps they were part of "
+            "did not happen, so the numbers are not the scenario's (see locust_failures.csv)")
 
 
 def workers_lost(info: dict[str, Any]) -> list[dict[str, Any]]:

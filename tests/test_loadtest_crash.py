@@ -81,8 +81,11 @@ def test_postmaster_killed_mid_load_loses_nothing_acknowledged(tmp_path_factory)
         down_s = time.monotonic() - started - killed_at
         stdout, stderr = proc.communicate(timeout=RUN_TIME_S + 120)
         wall = time.monotonic() - started
-        assert proc.returncode == 0, (proc.returncode, stdout[-2000:], stderr[-2000:])
+        # the report is written, says the calls that failed while the server was down, and the run is no success
+        assert proc.returncode == 1, (proc.returncode, stdout[-2000:], stderr[-2000:])
+        assert "database calls failed" in stderr and len(stderr.strip().splitlines()) == 1, stderr[-2000:]
         assert (out / "summary.md").is_file() and (out / "loadtest.json").is_file()
+        assert "database calls failed" in (out / "summary.md").read_text()
         schema = re.search(r"schema kept: (\S+)", stdout).group(1)
         import json
 

@@ -69,10 +69,14 @@ def main(args: argparse.Namespace) -> int:
     if settings.keep_schema and settings.database_url:
         print(f"schema kept: {outcome.schema} (psql: SET search_path TO {outcome.schema};)")
     print(f"report written to {args.out or out}/ (summary.md, metrics.json, events.parquet, locust_stats.csv, plots)")
-    if outcome.workers_lost:  # the report is written, but it is not the scenario's: say so, exit 1
-        import sys
+    import sys
 
+    if outcome.workers_lost:  # the report is written, but it is not the scenario's: say so, exit 1
         print(f"chatlab loadtest: the run lost {len(outcome.workers_lost)} Locust worker(s) mid-run; "
               "the report is written but its numbers are not the scenario's (see the note)", file=sys.stderr)
+        return 1
+    if lc.failures:  # e.g. the database was down a while: written, noted, not a success
+        print(f"chatlab loadtest: {lc.failures} database calls failed; the report is written but its numbers "
+              "are not the scenario's (see the note and locust_failures.csv)", file=sys.stderr)
         return 1
     return 0
