@@ -8,6 +8,6 @@ the variant reproduced the bug and the lab was free of it.
 """
 
 from chatlab.bugs.catalog import BUGS, Bug, bug_scenarios
-from chatlab.bugs.runner import Outcome, Row, run_db, run_dbs, run_sim, run_sims
+from chatlab.bugs.runner import Outcome, Row, run_dbs, run_sim, run_sims
 
-__all__ = ["BUGS", "Bug", "Outcome", "Row", "bug_scenarios", "run_db", "run_dbs", "run_sim", "run_sims"]
+__all__ = ["BUGS", "Bug", "Outcome", "Row", "bug_scenarios", "run_dbs", "run_sim", "run_sims"]

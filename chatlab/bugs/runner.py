@@ -97,8 +97,7 @@ def run_sims(bugs: list[Bug], seed: int | None = None, *, jobs: int | None = Non
     return rows
 
 
-def _db_side(bug: Bug, side: str, out_dir: Path, *, seed: int | None, database_url: str | None,
-             on_tick: Callable[[float], None] | None = None) -> Outcome:
+def _db_side(bug: Bug, side: str, out_dir: Path, *, seed: int | None, database_url: str | None) -> Outcome:
     """One side (``variant`` or ``lab``) of a bug on PostgreSQL: one bounded load test."""
     from loadtest.session import run_load_test
     from loadtest.settings import plan
@@ -110,15 +109,8 @@ def _db_side(bug: Bug, side: str, out_dir: Path, *, seed: int | None, database_u
                     run_time_s=max(1.0, window / bug.db_time_scale), seed=seed,
                     out_dir=Path(out_dir) / f"{bug.key}-{side}", database_url=database_url,
                     overrides=dict(overrides))
-    outcome = run_load_test(settings, on_tick=on_tick)
+    outcome = run_load_test(settings)
     return Outcome(_value(outcome.log, bug.metric), outcome.log)
-
-
-def run_db(bug: Bug, out_dir: Path, *, seed: int | None = None, database_url: str | None = None,
-           on_tick: Callable[[float], None] | None = None) -> Row:
-    """The bug on PostgreSQL: a bounded load test of the variant, then of the lab."""
-    return Row(bug, "db", *(_db_side(bug, side, out_dir, seed=seed, database_url=database_url, on_tick=on_tick)
-                            for side in ("variant", "lab")))
 
 
 def db_slots(database_url: str | None, jobs: int) -> int:
@@ -130,7 +122,8 @@ def db_slots(database_url: str | None, jobs: int) -> int:
 
 def run_dbs(bugs: list[Bug], out_dir: Path, *, seed: int | None = None, database_url: str | None = None,
             jobs: int = 2, on_done: Callable[[], None] | None = None) -> list[Row]:
-    """:func:`run_db` for many bugs, ``jobs`` load tests at once, rows in ``bugs``' order.
+    """The bugs on PostgreSQL: a bounded load test of each one's variant and of its lab, ``jobs``
+    load tests at once, rows in ``bugs``' order.
 
     The load tests are wall-clock bound and mostly wait (a few operators, a few chats a
     second), so two at a time nearly halve the suite; every side's bound is a guarantee or a
@@ -144,15 +137,14 @@ def run_dbs(bugs: list[Bug], out_dir: Path, *, seed: int | None = None, database
     from concurrent.futures import ThreadPoolExecutor
     from contextlib import ExitStack
 
-    from chatlab.db.server import URL_ENV, temporary_server
+    from chatlab.db.server import session_database
 
     sides = [(bug, side) for bug in bugs for side in ("variant", "lab")]
-    named = database_url or os.environ.get(URL_ENV)
     slots = min(db_slots(database_url, jobs), len(sides))
     servers: queue.Queue[str] = queue.Queue()
     with ExitStack() as stack:
-        for _ in range(slots):
-            servers.put(named or stack.enter_context(temporary_server(prefix="chatlab-bugs-pg-")))
+        for _ in range(slots):  # the named server (one slot), else a temporary server per slot
+            servers.put(stack.enter_context(session_database(database_url, prefix="chatlab-bugs-pg-")))
 
         def one(job: tuple[Bug, str]) -> Outcome:
             dsn = servers.get()

@@ -130,8 +130,9 @@ def main(args: argparse.Namespace) -> int:
     sim_rows = iter(run_sims(sim_bugs, args.seed, jobs=args.jobs, dask=args.dask,
                              on_done=lambda i, rep: bar.update(0.5)) if sim_bugs else [])
     db_bugs = [bug for bug, where in jobs if where == "db"]
+    at_once = db_slots(args.database_url, args.db_jobs)
     if db_bugs:
-        bar.set_postfix_str(f"{len(db_bugs)} on the database, {db_slots(args.database_url, args.db_jobs)} at a time")
+        bar.set_postfix_str(f"{len(db_bugs)} on the database, {at_once} at a time")
     db_rows = iter(run_dbs(db_bugs, args.out / "runs", seed=args.seed, database_url=args.database_url,
                            jobs=args.db_jobs, on_done=lambda: bar.update(0.5)) if db_bugs else [])
     rows = [next(sim_rows) if where == "sim" else next(db_rows) for bug, where in jobs]
@@ -139,7 +140,7 @@ def main(args: argparse.Namespace) -> int:
     wall = time.monotonic() - started
     facts = (("rows", str(len(rows))), ("sides", "simulation only" if args.sim_only else "simulation and database"),
              ("seed", "each scenario's" if args.seed is None else str(args.seed)),
-             *((("database load tests at once", str(db_slots(args.database_url, args.db_jobs))),) if db_bugs else ()), ("wall time", f"{wall:.0f} s"))
+             *((("database load tests at once", str(at_once)),) if db_bugs else ()), ("wall time", f"{wall:.0f} s"))
     _write(rows, args.out, facts)
     print(text_table(terminal_table(rows)))
     passed = sum(r.passed for r in rows)

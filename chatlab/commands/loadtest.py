@@ -14,6 +14,7 @@ with a note, but it is not the scenario's (``loadtest/workerwatch.py``).
 from __future__ import annotations
 
 import argparse
+import sys
 
 from chatlab.commands import common
 
@@ -69,8 +70,6 @@ def main(args: argparse.Namespace) -> int:
     if settings.keep_schema and settings.database_url:
         print(f"schema kept: {outcome.schema} (psql: SET search_path TO {outcome.schema};)")
     print(f"report written to {args.out or out}/ (summary.md, metrics.json, events.parquet, locust_stats.csv, plots)")
-    import sys
-
     if outcome.workers_lost:  # the report is written, but it is not the scenario's: say so, exit 1
         print(f"chatlab loadtest: the run lost {len(outcome.workers_lost)} Locust worker(s) mid-run; "
               "the report is written but its numbers are not the scenario's (see the note)", file=sys.stderr)
